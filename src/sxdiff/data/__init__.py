@@ -1,0 +1,17 @@
+"""The perturbation data contract: validation, perturbation sets and doses, control matching."""
+
+from ._control_matcher import ControlMatcher
+from ._expression import ExpressionScale, detect_expression_scale
+from ._perturbation_sets import encode_perturbation_sets, parse_doses, parse_perturbations
+from ._validation import PerturbationData, validate_perturbation_data
+
+__all__ = [
+    "ControlMatcher",
+    "ExpressionScale",
+    "PerturbationData",
+    "detect_expression_scale",
+    "encode_perturbation_sets",
+    "parse_doses",
+    "parse_perturbations",
+    "validate_perturbation_data",
+]

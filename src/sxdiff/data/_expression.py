@@ -1,0 +1,95 @@
+"""Reading expression values from AnnData and deciding what scale they are on."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+
+__all__ = ["ExpressionScale", "check_finite", "detect_expression_scale", "get_expression", "stored_values"]
+
+ExpressionScale = Literal["counts", "log1p", "normal"]
+"""``counts``: non-negative integers (UMIs); ``log1p``: log-normalised, non-negative;
+``normal``: any real values (e.g. L1000 log2 intensities or z-scores)."""
+
+
+def get_expression(adata: AnnData, layer: str | None = None):
+    """Return ``adata.X`` or ``adata.layers[layer]`` (no copy), with a clear error for a missing layer."""
+    if layer is None:
+        if adata.X is None:
+            raise ValueError("`adata.X` is empty (None). Pass `layer=` naming the layer with expression values.")
+        return adata.X
+    if layer not in adata.layers:
+        raise KeyError(
+            f"Layer {layer!r} is not in `adata.layers` (available: {list(adata.layers.keys())}). "
+            "Pass `layer=None` to use `adata.X`."
+        )
+    return adata.layers[layer]
+
+
+def stored_values(matrix) -> np.ndarray:
+    """The stored values of a dense or sparse matrix (explicit entries only for sparse)."""
+    if sp.issparse(matrix):
+        return np.asarray(matrix.data)
+    return np.asarray(matrix)
+
+
+def check_finite(matrix, *, where: str) -> None:
+    """Raise ``ValueError`` if the matrix holds NaN or infinite values.
+
+    Parameters
+    ----------
+    matrix
+        Dense array or scipy sparse matrix.
+    where
+        What the matrix is (e.g. ``"adata.X"``), used in the message.
+    """
+    values = stored_values(matrix)
+    if not np.issubdtype(values.dtype, np.number):
+        raise ValueError(f"{where} has dtype {values.dtype}; expression values must be numeric.")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        n_nan = int(np.isnan(values).sum())
+        raise ValueError(
+            f"{where} contains {n_nan} NaN and {int(bad.sum()) - n_nan} infinite value(s). Remove or "
+            "impute them (e.g. `adata = adata[~np.isnan(adata.X).any(axis=1)]`) before using sxdiff."
+        )
+
+
+def detect_expression_scale(matrix, *, max_entries: int = 2_000_000) -> ExpressionScale:
+    """Guess whether values are raw counts, log-normalised or general real values.
+
+    Parameters
+    ----------
+    matrix
+        Dense array or scipy sparse matrix (assumed finite).
+    max_entries
+        Only the first ``max_entries`` stored values are inspected, to keep this fast on large data.
+
+    Returns
+    -------
+    ``"counts"`` when every value is a non-negative integer, ``"log1p"`` when values are
+    non-negative, at most 30 and include zeros (log of sparse counts), ``"normal"`` otherwise (e.g.
+    z-scores, or L1000 log2 intensities, which have no zeros).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> detect_expression_scale(np.array([[0.0, 3.0], [1.0, 7.0]]))
+    'counts'
+    >>> detect_expression_scale(np.log1p(np.array([[0.0, 3.0], [1.0, 7.0]])))
+    'log1p'
+    """
+    values = stored_values(matrix).ravel()[:max_entries]
+    if values.size == 0:
+        return "counts"
+    if values.min() < 0:
+        return "normal"
+    if np.all(np.mod(values, 1) == 0):
+        return "counts"
+    has_zeros = values.min() == 0 or (sp.issparse(matrix) and matrix.nnz < np.prod(matrix.shape))
+    if values.max() <= 30 and has_zeros:
+        return "log1p"
+    return "normal"

@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny synthetic perturbation data and a check that objects stay unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The team's folder of real public data (read, never vendored); skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_adata() -> ad.AnnData:
+    """12 cells x 5 genes of counts: 2 contexts, controls, single drugs with doses and a combination."""
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame(
+        {
+            "drug": ["control", "control", "A", "A", "B", "A+B"] * 2,
+            "dose": ["0", "0", "1", "10", "1", "1+0.5"] * 2,
+            "cell_line": ["x"] * 6 + ["y"] * 6,
+            "plate": ["p1", "p2"] * 6,
+        },
+        index=[f"cell{i}" for i in range(12)],
+    )
+    return ad.AnnData(rng.poisson(5, size=(12, 5)).astype(np.float32), obs=obs)
+
+
+def assert_adata_unchanged(before: ad.AnnData, after: ad.AnnData) -> None:
+    """Assert that two AnnData objects hold identical data, annotations and metadata."""
+    def dense(m):
+        return m.toarray() if sp.issparse(m) else np.asarray(m)
+
+    np.testing.assert_array_equal(dense(before.X), dense(after.X))
+    pd.testing.assert_frame_equal(before.obs, after.obs)
+    pd.testing.assert_frame_equal(before.var, after.var)
+    assert list(before.layers.keys()) == list(after.layers.keys())
+    for key in before.layers:
+        np.testing.assert_array_equal(dense(before.layers[key]), dense(after.layers[key]))
+    assert list(before.obsm.keys()) == list(after.obsm.keys())
+    assert sorted(before.uns.keys()) == sorted(after.uns.keys())
