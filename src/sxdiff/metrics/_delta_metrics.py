@@ -48,7 +48,7 @@ def pearson_delta(
     >>> import numpy as np
     >>> control = np.zeros(4)
     >>> round(pearson_delta(np.array([1.0, 2.0, 0.0, 0.0]), np.array([2.0, 4.0, 0.1, 0.0]), control), 3)
-    0.999
+    1.0
     """
     pred_delta = np.asarray(pred_mean, dtype=float) - np.asarray(control_mean, dtype=float)
     true_delta = np.asarray(true_mean, dtype=float) - np.asarray(control_mean, dtype=float)
