@@ -25,8 +25,13 @@ def _finish(adata: ad.AnnData, name: str, uns: dict) -> None:
     adata.obs["perturbation"] = pd.Categorical(adata.obs["perturbation"].astype(str))
     adata.obs["context"] = pd.Categorical(adata.obs["context"].astype(str))
     adata.obs["is_control"] = adata.obs["perturbation"].astype(str) == "control"
-    adata.uns["sxdiff"] = {"dataset": name, "perturbation_key": "perturbation", "control_value": "control",
-                           "context_key": "context", **uns}
+    adata.uns["sxdiff"] = {
+        "dataset": name,
+        "perturbation_key": "perturbation",
+        "control_value": "control",
+        "context_key": "context",
+        **uns,
+    }
     adata.write_h5ad(OUT / f"{name}.h5ad", compression="gzip")
     print(name, adata.shape, (OUT / f"{name}.h5ad").stat().st_size // 1024, "KiB")
 
@@ -47,13 +52,19 @@ def glioblastoma() -> None:
     obs["smiles"] = np.where(obs["perturbation"] == "panobinostat", smiles, None)
     obs["perturbation_type"] = "drug"
     adata.uns.pop("source", None)
-    _finish(adata, "glioblastoma_panobinostat", {
-        "dose_key": "dose", "dose_unit": "uM", "expression_scale": "counts",
-        "source": "Zhao et al. 2021, Genome Medicine 13:82 (GSE148842); via const-ae/lemur @ 0e62bc1, "
-                  "data/glioblastoma_example_data.rda",
-        "license": "MIT (lemur package data)",
-        "smiles_source": "dhimmel/lincs @ 726793b pertinfo (CC0)",
-    })
+    _finish(
+        adata,
+        "glioblastoma_panobinostat",
+        {
+            "dose_key": "dose",
+            "dose_unit": "uM",
+            "expression_scale": "counts",
+            "source": "Zhao et al. 2021, Genome Medicine 13:82 (GSE148842); via const-ae/lemur @ 0e62bc1, "
+            "data/glioblastoma_example_data.rda",
+            "license": "MIT (lemur package data)",
+            "smiles_source": "dhimmel/lincs @ 726793b pertinfo (CC0)",
+        },
+    )
 
 
 def l1000() -> None:
@@ -77,19 +88,37 @@ def l1000() -> None:
     smiles[is_control.to_numpy()] = None
     obs["smiles"] = smiles
     obs["perturbation_type"] = np.where(is_control, "control", "drug")
-    keep = ["pert_id", "pert_iname", "pert_type", "dose_um", "det_well", "rna_plate", "smiles_chemcpa",
-            "perturbation", "dose", "context", "smiles", "perturbation_type"]
+    keep = [
+        "pert_id",
+        "pert_iname",
+        "pert_type",
+        "dose_um",
+        "det_well",
+        "rna_plate",
+        "smiles_chemcpa",
+        "perturbation",
+        "dose",
+        "context",
+        "smiles",
+        "perturbation_type",
+    ]
     adata.obs = obs[keep].copy()
     adata.var = adata.var[["probe_id", "pr_gene_id", "pr_gene_symbol", "pr_gene_title"]].copy()
     adata.uns.pop("source", None)
     print("L1000 wells given SMILES from dhimmel pertinfo:", filled)
-    _finish(adata, "l1000_kinase_inhibitors", {
-        "dose_key": "dose", "dose_unit": "uM", "expression_scale": "normal",
-        "values": "X: level 3 (log2, quantile-normalised); layers['zscore_level4']: robust z-scores",
-        "source": "LINCS L1000 plate LJP005_A375_24H_X1_B19 via cmap/cmapPy @ d1652c3 functional test files",
-        "license": "BSD-3-Clause (cmapPy)",
-        "smiles_source": "chemCPA @ 43e830e (MIT); missing ones from dhimmel/lincs @ 726793b (CC0)",
-    })
+    _finish(
+        adata,
+        "l1000_kinase_inhibitors",
+        {
+            "dose_key": "dose",
+            "dose_unit": "uM",
+            "expression_scale": "normal",
+            "values": "X: level 3 (log2, quantile-normalised); layers['zscore_level4']: robust z-scores",
+            "source": "LINCS L1000 plate LJP005_A375_24H_X1_B19 via cmap/cmapPy @ d1652c3 functional test files",
+            "license": "BSD-3-Clause (cmapPy)",
+            "smiles_source": "chemCPA @ 43e830e (MIT); missing ones from dhimmel/lincs @ 726793b (CC0)",
+        },
+    )
 
 
 def norman() -> None:
@@ -105,12 +134,18 @@ def norman() -> None:
     for key in ("hvg", "log1p"):
         adata.uns.pop(key, None)
     adata.obs = obs[["ncounts", "ngenes", "condition", "perturbation", "dose", "context", "perturbation_type"]].copy()
-    _finish(adata, "norman_crispra", {
-        "dose_key": "dose", "dose_unit": "guides", "expression_scale": "log1p",
-        "source": "Norman et al. 2019, Science 365:786 (K562 CRISPRa); via altoslabs/perturbench @ d357dfa, "
-                  "src/perturbench/data/resources/devel.h5ad (norman19 part, 500 HVGs)",
-        "license": "BSD-3-Clause (perturbench)",
-    })
+    _finish(
+        adata,
+        "norman_crispra",
+        {
+            "dose_key": "dose",
+            "dose_unit": "guides",
+            "expression_scale": "log1p",
+            "source": "Norman et al. 2019, Science 365:786 (K562 CRISPRa); via altoslabs/perturbench @ d357dfa, "
+            "src/perturbench/data/resources/devel.h5ad (norman19 part, 500 HVGs)",
+            "license": "BSD-3-Clause (perturbench)",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def tiny_adata() -> ad.AnnData:
 
 def assert_adata_unchanged(before: ad.AnnData, after: ad.AnnData) -> None:
     """Assert that two AnnData objects hold identical data, annotations and metadata."""
+
     def dense(m):
         return m.toarray() if sp.issparse(m) else np.asarray(m)
 

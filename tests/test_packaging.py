@@ -41,6 +41,7 @@ def test_loaders_work_offline_from_the_installed_wheel(wheel, tmp_path):
         "sxdiff.datasets.norman_crispra().shape)"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    result = subprocess.run([sys.executable, "-c", code, str(target)], env=env, capture_output=True, text=True,
-                            cwd=tmp_path, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(target)], env=env, capture_output=True, text=True, cwd=tmp_path, check=True
+    )
     assert result.stdout.strip() == "(5000, 300) (377, 978) (3375, 500)"

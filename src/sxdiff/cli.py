@@ -27,8 +27,33 @@ def _demo(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 120, "display.float_format", "{:.3f}".format):
         print("Pearson of predicted vs true expression changes, mean over held-out conditions:")
         print(wide.to_string())
-    print(f"\nPer-condition metrics: {out / 'metrics.csv'}\nSummary: {out / 'summary.csv'}")
+    figure = _demo_figure(out / "demo_glioblastoma_PW034.png")
+    print(f"\nPer-condition metrics: {out / 'metrics.csv'}\nSummary: {out / 'summary.csv'}\nFigure: {figure}")
     return 0
+
+
+def _demo_figure(path: Path) -> Path:
+    """Predicted vs true change for the unseen patient PW034 under panobinostat, per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sxdiff.benchmark import TASKS, predict_fold
+    from sxdiff.pl import delta_scatter
+
+    task = TASKS["glioblastoma_unseen_patient"]
+    fold = next(f for f in task.folds() if f.holdout == ["PW034"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), sharex=True, sharey=True)
+    for ax, method in zip(axes, ("control", "mean_shift"), strict=True):
+        ((_, pred, truth, source),) = predict_fold(task, fold, method)
+        delta_scatter(pred, truth, source, ax=ax, show=False)
+        ax.set_title(f"{method}: {ax.get_title()}")
+    fig.suptitle("Unseen patient PW034, panobinostat 0.2 uM (glioblastoma slices)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

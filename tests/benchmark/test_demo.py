@@ -7,7 +7,8 @@ from sxdiff.cli import main
 def test_demo_cli_writes_results_and_mean_shift_beats_control(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "glioblastoma_unseen_patient" in printed and "mean_shift" in printed
+    assert "glioblastoma_unseen_patient" in printed
+    assert "mean_shift" in printed
     summary = pd.read_csv(tmp_path / "summary.csv")
     top50 = summary[summary["metric"] == "pearson_delta_top50"].set_index(["task", "method"])["mean"]
     # The known result on these data: mean shift ~0.63 on the unseen glioblastoma patient, control 0.
@@ -22,7 +23,8 @@ def test_folds_hold_out_what_the_task_says():
     folds = list(TASKS["glioblastoma_unseen_patient"].folds())
     assert [f.holdout for f in folds] == [["PW030"], ["PW032"], ["PW034"], ["PW036"], ["PW040"]]
     l1000 = list(TASKS["l1000_unseen_drugs"].folds())
-    assert len(l1000) == 3 and all(len(f.holdout) == 10 for f in l1000)
+    assert len(l1000) == 3
+    assert all(len(f.holdout) == 10 for f in l1000)
     assert len({tuple(f.holdout) for f in l1000}) == 3
     table = run_tasks(["norman_unseen_combinations"], methods=("mean_shift",))
     assert set(summarize(table)["metric"]) == {"pearson_delta", "pearson_delta_top50"}

@@ -88,9 +88,19 @@ def _bad_cases():
         return a, {}, "`obs_names` are not unique"
 
     return [
-        unknown_control, trailing_space_control, context_without_controls, nan_values, inf_values,
-        negative_counts, non_integer_counts, dose_not_number, dose_length_mismatch, empty, missing_column,
-        missing_layer, duplicated_names,
+        unknown_control,
+        trailing_space_control,
+        context_without_controls,
+        nan_values,
+        inf_values,
+        negative_counts,
+        non_integer_counts,
+        dose_not_number,
+        dose_length_mismatch,
+        empty,
+        missing_column,
+        missing_layer,
+        duplicated_names,
     ]
 
 
@@ -112,7 +122,7 @@ def test_sparse_nan_is_found(tiny_adata):
 
 def test_missing_dose_needs_explicit_default(tiny_adata):
     tiny_adata.obs["dose"] = tiny_adata.obs["dose"].replace({"10": np.nan})
-    with pytest.raises(ValueError, match="default_dose=1.0"):
+    with pytest.raises(ValueError, match=r"default_dose=1\.0"):
         validate_perturbation_data(tiny_adata, **KEYS)
     found = validate_perturbation_data(tiny_adata, **KEYS, default_dose=1.0)
     assert found.doses[3] == (1.0,)
@@ -131,7 +141,8 @@ def test_categorical_and_string_columns_agree(tiny_adata):
         categorical.obs[key] = pd.Categorical(categorical.obs[key])
     a = validate_perturbation_data(tiny_adata, **KEYS)
     b = validate_perturbation_data(categorical, **KEYS)
-    assert a.perturbation_sets == b.perturbation_sets and a.doses == b.doses
+    assert a.perturbation_sets == b.perturbation_sets
+    assert a.doses == b.doses
 
 
 def test_numeric_dose_column(tiny_adata):

@@ -19,7 +19,9 @@ def test_bundled_dataset_follows_the_schema(name):
     adata = loader()
     assert adata.shape == shape
     info = adata.uns["sxdiff"]
-    assert info["dataset"] == name and info["license"] and info["source"]
+    assert info["dataset"] == name
+    assert info["license"]
+    assert info["source"]
     for column in ("perturbation", "dose", "context", "is_control"):
         assert column in adata.obs
     assert adata.var_names.is_unique
@@ -49,7 +51,8 @@ def test_norman_combinations_with_both_singles():
     adata = sxdiff.datasets.norman_crispra()
     labels = set(adata.obs["perturbation"].astype(str))
     combos = {label for label in labels if "+" in label}
-    assert len(combos) == 15 and len(labels - combos - {"control"}) == 18
+    assert len(combos) == 15
+    assert len(labels - combos - {"control"}) == 18
     assert sum(all(m in labels for m in c.split("+")) for c in combos) == 5
 
 
@@ -66,7 +69,8 @@ def test_glioblastoma_panobinostat_effect_is_real():
     deltas = np.array(deltas)
     # the drug's effect is shared across patients: deltas of different patients correlate
     corr = np.corrcoef(deltas)[np.triu_indices(5, 1)]
-    assert corr.min() > 0.15 and corr.mean() > 0.35
+    assert corr.min() > 0.15
+    assert corr.mean() > 0.35
 
 
 def test_bundled_data_is_small():

@@ -12,8 +12,12 @@ from sxdiff.data import validate_perturbation_data
 from sxdiff.datasets import REMOTE_FILES, standardise_combosciplex, standardise_norman2019, standardise_sciplex3
 
 SCPERTURB_RENAMES = {  # the renames scPerturb applied to the sci-Plex3 cell metadata
-    "cell_type": "cell_line", "time_point": "time", "dose": "dose_value", "name": "perturbation",
-    "plate_oligo": "plate", "well_oligo": "well",
+    "cell_type": "cell_line",
+    "time_point": "time",
+    "dose": "dose_value",
+    "name": "perturbation",
+    "plate_oligo": "plate",
+    "well_oligo": "well",
 }
 
 
@@ -38,7 +42,8 @@ def _as_adata(obs: pd.DataFrame) -> ad.AnnData:
 def test_sciplex3_original_metadata_schema(sciplex_metadata):
     adata = standardise_sciplex3(_as_adata(sciplex_metadata))
     info = adata.uns["sxdiff"]
-    assert info["delimiter"] == "|" and info["expression_scale"] == "counts"
+    assert info["delimiter"] == "|"
+    assert info["expression_scale"] == "counts"
     controls = adata.obs["is_control"].to_numpy()
     assert controls.sum() == 20
     assert (adata.obs.loc[controls, "dose"] == 0).all()
@@ -47,9 +52,15 @@ def test_sciplex3_original_metadata_schema(sciplex_metadata):
     assert set(adata.obs["context"]) <= {"A549", "K562", "MCF7"}
     assert "(+)-JQ1" in set(adata.obs["perturbation"].astype(str))
     assert treated["smiles"].notna().mean() > 0.9
-    found = validate_perturbation_data(adata, perturbation_key="perturbation", control_value="control",
-                                       dose_key="dose", context_key="context", batch_key="batch",
-                                       delimiter=info["delimiter"])
+    found = validate_perturbation_data(
+        adata,
+        perturbation_key="perturbation",
+        control_value="control",
+        dose_key="dose",
+        context_key="context",
+        batch_key="batch",
+        delimiter=info["delimiter"],
+    )
     assert ("(+)-JQ1",) in found.perturbation_sets
 
 
@@ -64,20 +75,27 @@ def test_sciplex3_scperturb_schema_gives_the_same_result(sciplex_metadata):
 
 
 def test_combosciplex_schema():
-    obs = pd.DataFrame({
-        "Drug1": ["control", "control", "Dacinostat", "Alvespimycin"],
-        "Drug2": ["control", "Panobinostat", "Givinostat", "control"],
-        "condition": ["control+control", "control+Panobinostat", "Dacinostat+Givinostat", "Alvespimycin+control"],
-        "cell_type": ["A549"] * 4,
-    })
+    obs = pd.DataFrame(
+        {
+            "Drug1": ["control", "control", "Dacinostat", "Alvespimycin"],
+            "Drug2": ["control", "Panobinostat", "Givinostat", "control"],
+            "condition": ["control+control", "control+Panobinostat", "Dacinostat+Givinostat", "Alvespimycin+control"],
+            "cell_type": ["A549"] * 4,
+        }
+    )
     adata = standardise_combosciplex(_as_adata(obs))
-    assert list(adata.obs["perturbation"].astype(str)) == ["control", "Panobinostat", "Dacinostat+Givinostat",
-                                                           "Alvespimycin"]
+    assert list(adata.obs["perturbation"].astype(str)) == [
+        "control",
+        "Panobinostat",
+        "Dacinostat+Givinostat",
+        "Alvespimycin",
+    ]
     assert list(adata.obs["dose"]) == ["0", "1", "1+1", "1"]
     by_condition = standardise_combosciplex(_as_adata(obs.drop(columns=["Drug1", "Drug2"])))
     assert list(by_condition.obs["perturbation"]) == list(adata.obs["perturbation"])
-    validate_perturbation_data(adata, perturbation_key="perturbation", control_value="control",
-                               dose_key="dose", context_key="context")
+    validate_perturbation_data(
+        adata, perturbation_key="perturbation", control_value="control", dose_key="dose", context_key="context"
+    )
 
 
 def test_norman2019_pertpy_and_scperturb_schemas():

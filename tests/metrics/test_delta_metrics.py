@@ -34,19 +34,23 @@ def test_mse_delta():
 
 def _cells(values, perturbation, context, prefix):
     values = np.atleast_2d(np.asarray(values, dtype=float))
-    obs = pd.DataFrame({"perturbation": perturbation, "context": context},
-                       index=[f"{prefix}{i}" for i in range(values.shape[0])])
+    obs = pd.DataFrame(
+        {"perturbation": perturbation, "context": context}, index=[f"{prefix}{i}" for i in range(values.shape[0])]
+    )
     return ad.AnnData(values, obs=obs)
 
 
 def test_evaluate_per_context_against_that_contexts_controls():
     genes = 4
-    ctrl = ad.concat([_cells(np.zeros((2, genes)), "control", "a", "ca"),
-                      _cells(np.full((2, genes), 10.0), "control", "b", "cb")])
-    true = ad.concat([_cells([[1.0, 2.0, 3.0, 4.0]] * 3, "A", "a", "ta"),
-                      _cells([[14.0, 13.0, 12.0, 11.0]] * 3, "A", "b", "tb")])
-    pred = ad.concat([_cells([[2.0, 4.0, 6.0, 8.0]], "A", "a", "pa"),
-                      _cells([[14.0, 13.0, 12.0, 11.0]], "A", "b", "pb")])
+    ctrl = ad.concat(
+        [_cells(np.zeros((2, genes)), "control", "a", "ca"), _cells(np.full((2, genes), 10.0), "control", "b", "cb")]
+    )
+    true = ad.concat(
+        [_cells([[1.0, 2.0, 3.0, 4.0]] * 3, "A", "a", "ta"), _cells([[14.0, 13.0, 12.0, 11.0]] * 3, "A", "b", "tb")]
+    )
+    pred = ad.concat(
+        [_cells([[2.0, 4.0, 6.0, 8.0]], "A", "a", "pa"), _cells([[14.0, 13.0, 12.0, 11.0]], "A", "b", "pb")]
+    )
     table = evaluate(pred, true, ctrl, context_key="context", top_k=(2,))
     wide = table.pivot_table(index="context", columns="metric", values="value")
     assert wide.loc["a", "pearson_delta"] == pytest.approx(1.0)

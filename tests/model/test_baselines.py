@@ -9,8 +9,9 @@ from sxdiff.model import ControlBaseline, MeanShiftBaseline
 
 @pytest.fixture(scope="module")
 def logged():
-    adata = perturbation_data(n_genes=80, n_contexts=3, n_drugs=4, n_combinations=1, n_cells_per_condition=100,
-                              n_control_cells=200, seed=2)
+    adata = perturbation_data(
+        n_genes=80, n_contexts=3, n_drugs=4, n_combinations=1, n_cells_per_condition=100, n_control_cells=200, seed=2
+    )
     X = adata.X.toarray()
     adata.X = np.log1p(X / X.sum(1, keepdims=True) * 1e4)
     adata.obs["dose"] = adata.obs["dose"].astype(str)

@@ -10,8 +10,9 @@ KEYS = {"perturbation_key": "perturbation", "control_value": "control", "context
 
 @pytest.fixture(scope="module")
 def synthetic():
-    return perturbation_data(n_genes=20, n_contexts=3, n_drugs=6, n_combinations=3, n_cells_per_condition=5,
-                             n_control_cells=10, seed=1)
+    return perturbation_data(
+        n_genes=20, n_contexts=3, n_drugs=6, n_combinations=3, n_cells_per_condition=5, n_control_cells=10, seed=1
+    )
 
 
 def _split(adata, kind, holdout=None, **kwargs):

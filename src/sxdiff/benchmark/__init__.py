@@ -1,6 +1,6 @@
 """The out-of-distribution benchmark on the bundled datasets (grows into ``sxdiff benchmark``)."""
 
-from ._run import METHODS, run_fold, run_tasks, summarize
+from ._run import METHODS, predict_fold, run_fold, run_tasks, summarize
 from ._tasks import TASKS, Fold, Task, log_normalized
 
-__all__ = ["METHODS", "TASKS", "Fold", "Task", "log_normalized", "run_fold", "run_tasks", "summarize"]
+__all__ = ["METHODS", "TASKS", "Fold", "Task", "log_normalized", "predict_fold", "run_fold", "run_tasks", "summarize"]

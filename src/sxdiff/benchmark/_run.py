@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from typing import Literal
 
 import pandas as pd
+from anndata import AnnData
 
 from sxdiff.metrics import evaluate
 from sxdiff.model import ControlBaseline, MeanShiftBaseline
 
 from ._tasks import TASKS, Fold, Task
 
-__all__ = ["METHODS", "MethodName", "run_fold", "run_tasks", "summarize"]
+__all__ = ["METHODS", "MethodName", "predict_fold", "run_fold", "run_tasks", "summarize"]
 
 logger = logging.getLogger(__name__)
 
@@ -21,27 +22,38 @@ MethodName = Literal["control", "mean_shift"]
 METHODS = {"control": ControlBaseline, "mean_shift": MeanShiftBaseline}
 
 
-def run_fold(task: Task, fold: Fold, method: MethodName) -> pd.DataFrame:
-    """Fit ``method`` on the fold's training cells, predict its test conditions, return tidy metrics."""
+def predict_fold(task: Task, fold: Fold, method: MethodName) -> list[tuple[str, AnnData, AnnData, AnnData]]:
+    """Fit ``method`` on the fold's training cells and predict its test conditions in each test context.
+
+    Returns
+    -------
+    One ``(context, predicted, true, control)`` tuple per test context; condition columns are strings.
+    """
     adata = fold.adata
     split = adata.obs["sxdiff_split"].astype(str)
     train = adata[split != "test"]
     test = adata[split == "test"]
+    context = adata.obs[task.context_key].astype(str)
     test_contexts = test.obs[task.context_key].astype(str).unique()
-    controls = adata[adata.obs["is_control"].to_numpy() & adata.obs[task.context_key].astype(str).isin(test_contexts)]
     model = METHODS[method](dose_key=task.dose_key, context_key=task.context_key).fit(train)
     keys = ["perturbation"] + ([task.dose_key] if task.dose_key else [])
     conditions = test.obs[keys].astype(str).drop_duplicates().reset_index(drop=True)
-    results = []
-    for context in test_contexts:
-        source = controls[controls.obs[task.context_key].astype(str) == context]
-        truth = test[test.obs[task.context_key].astype(str) == context]
-        pred = model.predict(source, conditions)
-        truth_obs = truth.copy()
-        truth_obs.obs[keys] = truth_obs.obs[keys].astype(str)
-        table = evaluate(pred, truth_obs, source, dose_key=task.dose_key, context_key=task.context_key)
-        results.append(table)
-    table = pd.concat(results, ignore_index=True)
+    out = []
+    for name in test_contexts:
+        source = adata[adata.obs["is_control"].to_numpy() & (context == name).to_numpy()]
+        truth = test[test.obs[task.context_key].astype(str) == name].copy()
+        truth.obs[keys] = truth.obs[keys].astype(str)
+        out.append((name, model.predict(source, conditions), truth, source))
+    return out
+
+
+def run_fold(task: Task, fold: Fold, method: MethodName) -> pd.DataFrame:
+    """Fit ``method`` on the fold's training cells, predict its test conditions, return tidy metrics."""
+    tables = [
+        evaluate(pred, truth, source, dose_key=task.dose_key, context_key=task.context_key)
+        for _, pred, truth, source in predict_fold(task, fold, method)
+    ]
+    table = pd.concat(tables, ignore_index=True)
     table.insert(0, "method", method)
     table.insert(0, "fold", fold.name)
     table.insert(0, "task", task.name)

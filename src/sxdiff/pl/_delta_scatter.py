@@ -1,0 +1,98 @@
+"""Predicted against true expression changes, one point per gene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+
+from sxdiff.data._expression import get_expression
+from sxdiff.metrics import pearson_delta, top_deg_indices
+
+__all__ = ["delta_scatter"]
+
+
+def _mean(adata: AnnData, layer: str | None) -> np.ndarray:
+    matrix = get_expression(adata, layer)
+    if sp.issparse(matrix):
+        return np.asarray(matrix.astype(np.float64).mean(axis=0)).ravel()
+    return np.asarray(matrix, dtype=np.float64).mean(axis=0)
+
+
+def delta_scatter(
+    adata_pred: AnnData,
+    adata_true: AnnData,
+    adata_control: AnnData,
+    *,
+    layer: str | None = None,
+    n_labels: int = 10,
+    title: str | None = None,
+    ax=None,
+    show: bool | None = None,
+    save: str | Path | None = None,
+):
+    """Scatter predicted against true mean change from control, one point per gene, top DEGs labelled.
+
+    Parameters
+    ----------
+    adata_pred
+        Predicted cells of one condition.
+    adata_true
+        True cells of the same condition.
+    adata_control
+        Real control cells of the same context (the reference of both changes).
+    layer
+        Layer with log-normalised values (``None``: ``X``).
+    n_labels
+        Number of genes with the largest absolute true change to label.
+    title
+        Axes title; by default the Pearson correlation of the changes.
+    ax
+        Matplotlib axes to draw into; a new figure when ``None``.
+    show
+        Show the figure (default: when neither ``ax`` nor ``save`` is given).
+    save
+        File to save the figure to.
+
+    Returns
+    -------
+    The matplotlib ``Axes``.
+
+    Examples
+    --------
+    >>> import sxdiff
+    >>> adata = sxdiff.datasets.norman_crispra()
+    >>> ctrl = adata[adata.obs["is_control"]]
+    >>> true = adata[adata.obs["perturbation"] == "KLF1"]
+    >>> ax = sxdiff.pl.delta_scatter(true, true, ctrl, show=False)
+    """
+    import matplotlib.pyplot as plt
+
+    control = _mean(adata_control, layer)
+    pred_delta = _mean(adata_pred, layer) - control
+    true_delta = _mean(adata_true, layer) - control
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(true_delta, pred_delta, s=8, c="0.4", alpha=0.7, linewidths=0, rasterized=True)
+    lo = float(min(true_delta.min(), pred_delta.min()))
+    hi = float(max(true_delta.max(), pred_delta.max()))
+    ax.plot([lo, hi], [lo, hi], ls="--", c="0.7", lw=1, zorder=0)
+    ax.axhline(0, c="0.85", lw=0.8, zorder=0)
+    ax.axvline(0, c="0.85", lw=0.8, zorder=0)
+    genes = np.asarray(adata_true.var_names)
+    for i in top_deg_indices(true_delta, n_labels)[:n_labels]:
+        ax.annotate(
+            str(genes[i]), (true_delta[i], pred_delta[i]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+        )
+    ax.set_xlabel("true change from control")
+    ax.set_ylabel("predicted change from control")
+    ax.set_title(
+        title if title is not None else f"Pearson r = {pearson_delta(pred_delta, true_delta, 0 * control):.2f}"
+    )
+    if save is not None:
+        ax.figure.savefig(save, dpi=150, bbox_inches="tight")
+    if show or (show is None and save is None and ax is None):
+        plt.show()
+    return ax
