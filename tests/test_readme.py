@@ -20,6 +20,7 @@ def test_readme_quickstart_runs(capsys):
 
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one():
     text = README.read_text()
-    assert "make demo" in text and "make test" in text
+    assert "make demo" in text
+    assert "make test" in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert "make test" in ci

@@ -2,10 +2,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-import sxdiff  # noqa: E402
+import sxdiff
 
 
 def test_delta_scatter_draws_one_point_per_gene_and_labels_top_degs(tmp_path):
