@@ -1,5 +1,22 @@
-"""Models: StateXDiff (to come) and baselines with the same fit/predict interface."""
+"""Models: ProteinTranslator (scvi-tools), and baselines with the same fit/predict interface.
+
+scvi-tools models are imported on first use, so that ``sxdiff.model.MeanShiftBaseline`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 from ._baselines import ControlBaseline, MeanShiftBaseline
 
-__all__ = ["ControlBaseline", "MeanShiftBaseline"]
+_LAZY = {"ProteinTranslator": "._protein_translator"}
+
+__all__ = ["ControlBaseline", "MeanShiftBaseline", "ProteinTranslator"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sxdiff.model' has no attribute {name!r}")
