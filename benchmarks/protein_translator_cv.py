@@ -81,8 +81,9 @@ def main(n_folds: int = 5, seed: int = 0) -> None:
     table.to_csv(RESULTS / "protein_translator_cv.csv", index=False)
     with_gene = table.dropna(subset=["coding_gene_pearson"])
     with_gene = with_gene[~with_gene["isotype"]]
-    medians = with_gene[["translator_pearson", "coding_gene_pearson", "translator_spearman",
-                         "coding_gene_spearman"]].median()
+    medians = with_gene[
+        ["translator_pearson", "coding_gene_pearson", "translator_spearman", "coding_gene_spearman"]
+    ].median()
     wins = int((with_gene["translator_pearson"] > with_gene["coding_gene_pearson"]).sum())
     elapsed = time.perf_counter() - start
     lines = [
@@ -107,8 +108,10 @@ def main(n_folds: int = 5, seed: int = 0) -> None:
         cg = "" if pd.isna(getattr(row, "coding_gene_pearson", np.nan)) else f"{row.coding_gene_pearson:.3f}"
         cs = "" if pd.isna(getattr(row, "coding_gene_spearman", np.nan)) else f"{row.coding_gene_spearman:.3f}"
         name = row.protein + (" (isotype)" if row.isotype else "")
-        lines.append(f"| {name} | {row.coding_genes} | {row.translator_pearson:.3f} | {cg} | "
-                     f"{row.translator_spearman:.3f} | {cs} |")
+        lines.append(
+            f"| {name} | {row.coding_genes} | {row.translator_pearson:.3f} | {cg} | "
+            f"{row.translator_spearman:.3f} | {cs} |"
+        )
     (RESULTS / "protein_translator_cv.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:8]))
 

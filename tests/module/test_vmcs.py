@@ -65,18 +65,23 @@ def test_shapes_and_gate_limits():
     model = VMCS(20, 4, n_latent=5, n_hidden=16, gate_temperature=50.0, gate_threshold=0.3).eval()
     agree = model.gate(torch.ones(5))
     disagree = model.gate(torch.full((5,), -1.0))
-    assert torch.all(agree > 0.999) and torch.all(disagree < 1e-6)
+    assert torch.all(agree > 0.999)
+    assert torch.all(disagree < 1e-6)
     # with identical views and full agreement, the state is all shared; with none, all residual
     f = torch.randn(32, 5)
     for rho, shared_expected in ((torch.ones(5), True), (torch.zeros(5) - 1, False)):
         a = model.gate(rho)
         shared, u, w = a * (f + f) / 2, (1 - a) * f, (1 - a) * f
         if shared_expected:
-            assert torch.allclose(shared, f, atol=1e-3) and u.abs().max() < 1e-3 and w.abs().max() < 1e-3
+            assert torch.allclose(shared, f, atol=1e-3)
+            assert u.abs().max() < 1e-3
+            assert w.abs().max() < 1e-3
         else:
-            assert shared.abs().max() < 1e-3 and torch.allclose(u, f, atol=1e-3)
+            assert shared.abs().max() < 1e-3
+            assert torch.allclose(u, f, atol=1e-3)
     state = model.encode(torch.poisson(torch.ones(32, 20) * 2), torch.randn(32, 4), torch.ones(4))
-    assert state.z.shape == (32, 15) and state.shared.shape == (32, 5)
+    assert state.z.shape == (32, 15)
+    assert state.shared.shape == (32, 5)
     assert torch.all((state.quality >= 0) & (state.quality <= 1))
     rna_only = VMCS(20, 0, n_latent=5, use_protein=False).eval()
     assert rna_only.encode(torch.ones(3, 20)).z.shape == (3, 5)
