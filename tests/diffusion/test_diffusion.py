@@ -22,7 +22,9 @@ def schedule():
 def test_schedule_is_monotone_and_bounded(schedule):
     a = schedule.alpha_bar
     assert a.shape == (1000,)
-    assert torch.all(a[1:] < a[:-1]) and a[0] > 0.999 and a[-1] < 1e-4
+    assert torch.all(a[1:] < a[:-1])
+    assert a[0] > 0.999
+    assert a[-1] < 1e-4
     alpha, sigma = schedule.alpha_sigma(torch.arange(1000))
     torch.testing.assert_close(alpha**2 + sigma**2, torch.ones(1000))
 
@@ -73,12 +75,15 @@ def test_ddim_is_deterministic_and_ddpm_matches_the_distribution(schedule):
 
 def test_timesteps_guidance_and_min_snr(schedule):
     steps = ddim_timesteps(1000, 10)
-    assert steps[0] == 999 and steps[-1] == 0 and len(steps) == 10
+    assert steps[0] == 999
+    assert steps[-1] == 0
+    assert len(steps) == 10
     with pytest.raises(ValueError, match="n_steps"):
         ddim_timesteps(1000, 0)
     c, u = torch.randn(5), torch.randn(5)
     torch.testing.assert_close(guided_v(c, u, 1.0), c)
     torch.testing.assert_close(guided_v(c, u, 0.0), u)
     w = min_snr_weight(schedule, torch.tensor([0, 500, 999]))
-    assert torch.all(w > 0) and torch.all(w <= 1)
+    assert torch.all(w > 0)
+    assert torch.all(w <= 1)
     assert w[0] < w[1]  # high-SNR (nearly clean) steps are down-weighted
