@@ -1,4 +1,4 @@
-"""Models: ProteinTranslator (scvi-tools), and baselines with the same fit/predict interface.
+"""Models: StateXDiff and ProteinTranslator (scvi-tools), and baselines with the same fit/predict interface.
 
 scvi-tools models are imported on first use, so that ``sxdiff.model.MeanShiftBaseline`` stays light.
 """
@@ -9,9 +9,9 @@ import importlib
 
 from ._baselines import ControlBaseline, MeanShiftBaseline
 
-_LAZY = {"ProteinTranslator": "._protein_translator"}
+_LAZY = {"ProteinTranslator": "._protein_translator", "StateXDiff": "._statexdiff"}
 
-__all__ = ["ControlBaseline", "MeanShiftBaseline", "ProteinTranslator"]
+__all__ = ["ControlBaseline", "MeanShiftBaseline", "ProteinTranslator", "StateXDiff"]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,151 @@
+"""Minibatches of (perturbed cell, matched control cell) pairs for the Lightning trainer."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sxdiff.data._control_matcher import ControlMatcher
+
+__all__ = ["PairedPerturbationData", "ot_partners"]
+
+
+class _PairDataset(Dataset):
+    """Perturbed cells paired with controls redrawn every epoch (different controls each time)."""
+
+    def __init__(self, owner: PairedPerturbationData, cells: np.ndarray, seed: int) -> None:
+        self.owner, self.cells, self.seed, self.epoch = owner, cells, seed, 0
+        self.partners = self._draw()
+
+    def _draw(self) -> np.ndarray:
+        rng = np.random.default_rng(self.seed + self.epoch)
+        if self.owner.states is None or len(self.cells) == 0:
+            return self.owner.matcher.sample(self.cells, 1, rng=rng)[:, 0]
+        return ot_partners(self.owner, self.cells, rng)
+
+    def next_epoch(self) -> None:
+        self.epoch += 1
+        self.partners = self._draw()
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+    def collate(self, positions: list[int]) -> dict[str, torch.Tensor]:
+        index = self.cells[positions]
+        partner = self.partners[positions]
+        o = self.owner
+        batch = {
+            "x": torch.as_tensor(o.expression[index]),
+            "x_control": torch.as_tensor(o.expression[partner]),
+            "drug_index": torch.as_tensor(o.drug_index[index]),
+            "drug_dose": torch.as_tensor(o.drug_dose[index]),
+            "drug_mask": torch.as_tensor(o.drug_mask[index]),
+        }
+        if o.protein is not None:
+            batch["protein"] = torch.as_tensor(o.protein[index])
+            batch["protein_control"] = torch.as_tensor(o.protein[partner])
+        return batch
+
+
+def ot_partners(owner: PairedPerturbationData, cells: np.ndarray, rng: np.random.Generator, chunk: int = 512):
+    """Minibatch optimal-transport pairing: within each (context, batch, perturbation, dose) group, controls of
+    the same context are drawn and assigned to the perturbed cells minimising the summed squared distance
+    of their states. The pairs keep both marginals but pair each cell with a *similar* control, so the
+    change to learn is mostly the perturbation's effect rather than cell-to-cell variation.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    matcher = owner.matcher
+    batches = matcher.batches if matcher.batches is not None else np.full(len(matcher.contexts), None, dtype=object)
+    signature = owner.drug_index * owner.drug_mask + owner.drug_dose * 1e-3
+    keys: dict[tuple, list[int]] = {}
+    for position, cell in enumerate(cells):
+        key = (matcher.contexts[cell], batches[cell], signature[cell].tobytes())
+        keys.setdefault(key, []).append(position)
+    partners = np.empty(len(cells), dtype=np.int64)
+    for (context, batch, _), positions in keys.items():
+        pool = matcher.controls_of(context, batch)
+        positions = np.asarray(positions)
+        for start in range(0, len(positions), chunk):
+            group = positions[start : start + chunk]
+            drawn = rng.choice(pool, size=len(group), replace=len(pool) < len(group))
+            a, b = owner.states[cells[group]], owner.states[drawn]
+            cost = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
+            rows, columns = linear_sum_assignment(cost)
+            partners[group[rows]] = drawn[columns]
+    return partners
+
+
+class PairedPerturbationData(pl.LightningDataModule):
+    """Training and validation pairs: each perturbed cell with a control of its context (and batch).
+
+    Parameters
+    ----------
+    expression
+        Cells x genes float32 array (the registered expression).
+    protein
+        Cells x proteins float32 array, or ``None``.
+    drug_index, drug_dose, drug_mask
+        Padded perturbation sets (see :func:`sxdiff.data.encode_perturbation_sets`).
+    matcher
+        Control matcher over the same cells (only controls allowed as partners).
+    train_cells, validation_cells
+        Indices of perturbed cells used for training / validation.
+    batch_size
+        Pairs per minibatch.
+    seed
+        Seed of shuffling and of control draws.
+    states
+        Cell states (e.g. the stage-1 VMCS states): when given, controls are paired with perturbed cells by
+        minibatch optimal transport (:func:`ot_partners`) instead of at random.
+    """
+
+    def __init__(
+        self,
+        expression: np.ndarray,
+        protein: np.ndarray | None,
+        drug_index: np.ndarray,
+        drug_dose: np.ndarray,
+        drug_mask: np.ndarray,
+        matcher: ControlMatcher,
+        train_cells: np.ndarray,
+        validation_cells: np.ndarray,
+        batch_size: int = 256,
+        seed: int = 0,
+        states: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        self.states = states
+        self.expression, self.protein = expression, protein
+        self.drug_index, self.drug_dose, self.drug_mask = drug_index, drug_dose, drug_mask
+        self.matcher = matcher
+        self.batch_size, self.seed = batch_size, seed
+        self.train_set = _PairDataset(self, np.asarray(train_cells), seed)
+        self.validation_set = _PairDataset(self, np.asarray(validation_cells), seed + 10_000)
+        self.n_train, self.n_val = len(train_cells), len(validation_cells)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled pairs; controls are redrawn at the start of every epoch after the first."""
+        if getattr(self, "_train_loaders", 0):
+            self.train_set.next_epoch()
+        self._train_loaders = getattr(self, "_train_loaders", 0) + 1
+        generator = torch.Generator().manual_seed(self.seed + self._train_loaders)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            collate_fn=self.train_set.collate,
+            generator=generator,
+            drop_last=len(self.train_set) > self.batch_size,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation pairs (fixed controls, so validation losses are comparable across epochs)."""
+        return DataLoader(
+            self.validation_set, batch_size=self.batch_size, shuffle=False, collate_fn=self.validation_set.collate
+        )
