@@ -28,10 +28,10 @@ class DrugEncoder(nn.Module):
 
     For drug ``d`` at dose ``c``:
 
-    - ``e_d = MLP(structure_d) [if it has SMILES] + W LN((T_d^genes G + T_d^extra E) / (1 + |T_d|_1)) [if it has targets]``,
-      where ``G`` are the gene embeddings *tied to the RNA decoder* (its output weight), ``E`` embeddings of
-      target genes outside the expression matrix, and ``T_d`` the signed template; a learned token
-      stands in for drugs with neither;
+    - ``e_d = MLP(structure_d) + W LN((T_d^genes G + T_d^extra E) / (1 + |T_d|_1))`` (each term only when the
+      drug has SMILES / targets), where ``G`` are the gene embeddings *tied to the RNA decoder* (its
+      output weight), ``E`` embeddings of target genes outside the expression matrix, and ``T_d`` the
+      signed template; a learned token stands in for drugs with neither;
     - the sum is layer-normalised (so that the drug identity is not drowned by the dose token), then
     - a monotone dose response ``g = sigmoid(softplus(k(e_d)) (log c - log ec50(e_d)))`` scales the embedding,
       and a dose token (features of ``log c``) is added: ``token = g e_d + D(log c)``.

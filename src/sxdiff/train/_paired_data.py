@@ -53,10 +53,12 @@ class _PairDataset(Dataset):
 
 
 def ot_partners(owner: PairedPerturbationData, cells: np.ndarray, rng: np.random.Generator, chunk: int = 512):
-    """Minibatch optimal-transport pairing: within each (context, batch, perturbation, dose) group, controls of
-    the same context are drawn and assigned to the perturbed cells minimising the summed squared distance
-    of their states. The pairs keep both marginals but pair each cell with a *similar* control, so the
-    change to learn is mostly the perturbation's effect rather than cell-to-cell variation.
+    """Control partners by minibatch optimal transport on cell states.
+
+    Within each (context, batch, perturbation, dose) group, controls of the same context are drawn and
+    assigned to the perturbed cells minimising the summed squared distance of their states. The pairs
+    keep both marginals but pair each cell with a *similar* control, so the change to learn is mostly
+    the perturbation's effect rather than cell-to-cell variation.
     """
     from scipy.optimize import linear_sum_assignment
 

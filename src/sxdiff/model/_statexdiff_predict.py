@@ -1,0 +1,269 @@
+"""Prediction with a trained StateXDiff: predicted cells, counterfactuals, states, drug embeddings, dose response."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from anndata import AnnData
+from mudata import MuData
+
+from sxdiff.data._perturbation_sets import encode_perturbation_sets
+from sxdiff.data._protein import clr
+from sxdiff.data._validation import resolve_obs_column
+from sxdiff.drugs._features import DrugFeatures
+from sxdiff.drugs._table import DrugTable
+
+from ._statexdiff_io import conditions_frame, drug_table_for
+
+__all__ = ["StateXDiffPredictMixin"]
+
+logger = logging.getLogger(__name__)
+
+
+class StateXDiffPredictMixin:
+    """Everything a trained model does with new cells."""
+
+    def _ensure_perturbations(self, names: Sequence[str], drug_table) -> DrugFeatures:
+        features = self._features()
+        missing = sorted({n for n in names if n not in features.names})
+        if missing:
+            params = self.drug_features_.get("params", {})
+            table = drug_table_for(missing, drug_table, params.get("perturbation_type", "drug"))
+            features = features.extend(table, missing)
+            state = features.to_dict()
+            state["params"] = params
+            self.drug_features_ = state
+            self._install_drug_features(features)
+            logger.info("Featurised %d perturbation(s) unseen in training: %s", len(missing), missing[:10])
+        return features
+
+    @torch.no_grad()
+    def predict(
+        self,
+        adata_control: AnnData,
+        conditions: Sequence[str] | pd.DataFrame | str,
+        *,
+        n_samples_per_cell: int = 1,
+        n_steps: int = 50,
+        guidance_scale: float = 1.0,
+        seed: int | None = None,
+        batch_size: int = 1024,
+        decode: Literal["residual", "direct"] = "residual",
+        drug_table: DrugTable | pd.DataFrame | None = None,
+        allow_non_control: bool = False,
+    ) -> AnnData:
+        """Predict each condition for each source cell; returns a new AnnData of predicted cells.
+
+        Parameters
+        ----------
+        adata_control
+            Source cells (controls of the target context), with the training genes in the same order.
+        conditions
+            Perturbation labels (``"A"``, ``"A+B"``), or a DataFrame with the perturbation column (and the
+            dose column when the model uses doses). Drugs never seen in training are featurised from
+            ``drug_table`` or the bundled tables, with the stored statistics.
+        n_samples_per_cell
+            Predicted cells per (source cell, condition): samples of the predictive distribution.
+        n_steps
+            DDIM steps.
+        guidance_scale
+            Classifier-free guidance (1: conditional model only).
+        seed
+            Seed of the sampling noise (the same seed gives the same prediction).
+        batch_size
+            Cells per forward pass (memory stays bounded).
+        decode
+            ``"residual"``: source expression + decoded change (keeps the source cell's own profile);
+            ``"direct"``: decoded predicted state.
+        drug_table
+            Descriptions of unseen drugs (DrugTable or DataFrame with ``drug``, ``smiles``, ``targets``, ``action``).
+        allow_non_control
+            Accept sources that are not control cells.
+
+        Returns
+        -------
+        AnnData: ``X`` on the training scale; ``obs`` with the condition columns, the source's context and
+        ``source_cell``; ``obsm["X_sxdiff"]`` predicted states; ``obsm["sxdiff_protein"]`` when protein is used.
+        """
+        args = self.registry_["setup_args"]
+        self._check_genes(adata_control)
+        frame = conditions_frame(conditions, args["perturbation_key"], args["dose_key"], args["default_dose"])
+        sets = [tuple(m.strip() for m in str(p).split(args["delimiter"])) for p in frame[args["perturbation_key"]]]
+        features = self._ensure_perturbations([m for s in sets for m in s], drug_table)
+        doses = []
+        for members, dose in zip(sets, frame["_dose"], strict=True):
+            values = [float(d) for d in str(dose).split(args["delimiter"])]
+            doses.append(tuple(values * len(members)) if len(values) == 1 else tuple(values))
+        index, dose_values, mask = encode_perturbation_sets(sets, doses, features.names)
+        labels = (
+            resolve_obs_column(adata_control, args["perturbation_key"]).astype(str)
+            if (args["perturbation_key"] in adata_control.obs)
+            else pd.Series([args["control_value"]] * adata_control.n_obs)
+        )
+        if not allow_non_control and (labels != args["control_value"]).any():
+            bad = sorted(set(labels) - {args["control_value"]})[:5]
+            raise ValueError(
+                f"`adata_control` holds non-control cells ({bad} in {args['perturbation_key']!r}); predictions start "
+                f"from control cells. Subset to controls or pass `allow_non_control=True`."
+            )
+        x = self._source_expression(adata_control)
+        protein = self._source_protein(adata_control)
+        contexts = (
+            resolve_obs_column(adata_control, args["context_key"]).astype(str).to_numpy()
+            if args["context_key"] and args["context_key"] in adata_control.obs
+            else np.full(adata_control.n_obs, "all", dtype=object)
+        )
+        generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
+        self.module.eval()
+        blocks, states, proteins, obs_rows = [], [], [], []
+        n = adata_control.n_obs
+        for c in range(len(frame)):
+            for sample in range(n_samples_per_cell):
+                for start in range(0, n, batch_size):
+                    stop = min(start + batch_size, n)
+                    rows = stop - start
+                    xb = torch.as_tensor(x[start:stop], device=self.device)
+                    pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
+                    di = torch.as_tensor(np.repeat(index[c : c + 1], rows, 0), device=self.device)
+                    dd = torch.as_tensor(np.repeat(dose_values[c : c + 1], rows, 0), device=self.device)
+                    dm = torch.as_tensor(np.repeat(mask[c : c + 1], rows, 0), device=self.device)
+                    out = self.module.sample(
+                        xb, pb, di, dd, dm, n_steps=n_steps, guidance_scale=guidance_scale, generator=generator
+                    )
+                    blocks.append(self._decode(out, xb, pb, decode).cpu().numpy())
+                    states.append(out["z"].cpu().numpy())
+                    if "protein" in out:
+                        proteins.append(out["protein"].cpu().numpy())
+                obs = frame.iloc[[c] * n].drop(columns=["_dose"]).reset_index(drop=True)
+                obs["source_cell"] = adata_control.obs_names.to_numpy()
+                if args["context_key"]:
+                    obs[args["context_key"]] = contexts
+                obs["sample"] = sample
+                obs_rows.append(obs)
+        obs = pd.concat(obs_rows, ignore_index=True)
+        obs.index = [f"pred_{i}" for i in range(len(obs))]
+        result = AnnData(np.vstack(blocks).astype(np.float32), obs=obs, var=pd.DataFrame(index=list(self.gene_names_)))
+        result.obsm["X_sxdiff"] = np.vstack(states)
+        if proteins:
+            result.obsm["sxdiff_protein"] = np.vstack(proteins)
+            result.uns["sxdiff_protein"] = {"names": list(self.protein_names_)}
+        return result
+
+    def _decode(self, out: dict, x: torch.Tensor, protein, decode: str) -> torch.Tensor:
+        if decode == "direct":
+            return out["expression"]
+        if decode != "residual":
+            raise ValueError(f"decode must be 'residual' or 'direct', not {decode!r}.")
+        library = x.sum(dim=1, keepdim=True).clamp_min(1.0) if self.module.vmcs.gene_likelihood == "nb" else None
+        baseline = self.module.vmcs.decode_rna(out["z_control"], library)
+        predicted = x + out["expression"] - baseline
+        return predicted.clamp_min(0.0) if self.module.vmcs.gene_likelihood == "nb" else predicted
+
+    def _check_genes(self, adata: AnnData) -> None:
+        expected = list(self.gene_names_)
+        genes = list(adata.mod["rna"].var_names if isinstance(adata, MuData) else adata.var_names)
+        if genes != expected:
+            missing = [g for g in expected if g not in set(genes)][:10]
+            extra = [g for g in genes if g not in set(expected)][:10]
+            raise ValueError(
+                f"The genes differ from the model's {len(expected)} genes (missing e.g. {missing}; unexpected e.g. "
+                f"{extra}{'; same genes in another order' if not missing and not extra else ''}). Subset and order "
+                "them: `adata = adata[:, model_genes]` with the training AnnData's var_names."
+            )
+
+    def _source_expression(self, adata) -> np.ndarray:
+        args = self.registry_["setup_args"]
+        layer = args.get("layer", args.get("rna_layer"))
+        base = adata.mod[args["modalities"]["rna_layer"]] if isinstance(adata, MuData) else adata
+        values = base.X if layer is None else base.layers[layer]
+        return np.asarray(values.toarray() if sp.issparse(values) else values, dtype=np.float32)
+
+    def _source_protein(self, adata) -> np.ndarray | None:
+        if not len(self.protein_names_) or not self.module.use_protein:
+            return None
+        args = self.registry_["setup_args"]
+        if isinstance(adata, MuData):
+            prot = adata.mod[args["modalities"]["protein_layer"]]
+            layer = args.get("protein_layer")
+            return clr(prot.X if layer is None else prot.layers[layer])
+        key = args.get("protein_obsm_key")
+        if key not in adata.obsm:
+            raise KeyError(
+                f"The model uses protein context: `adata.obsm[{key!r}]` is missing for the source cells; add it "
+                "with `sxdiff.pp.protein_context` (the same way as for training)."
+            )
+        return np.asarray(adata.obsm[key], dtype=np.float32)
+
+    def predict_counterfactual(
+        self,
+        adata: AnnData,
+        perturbation: str,
+        dose: float | str | None = None,
+        *,
+        key_added: str = "sxdiff",
+        seed: int | None = 0,
+        n_steps: int = 50,
+        **kwargs,
+    ) -> None:
+        """Write the prediction of ``perturbation`` for *every* cell into ``adata``, for ``sc.pl.*``.
+
+        Writes ``layers[f"{key_added}_pred"]`` (predicted expression) and ``obsm[f"X_{key_added}"]`` (predicted
+        state). Non-control cells are accepted here: it is the counterfactual "this cell, perturbed".
+        """
+        args = self.registry_["setup_args"]
+        frame = pd.DataFrame({args["perturbation_key"]: [perturbation]})
+        if args["dose_key"]:
+            frame[args["dose_key"]] = [dose if dose is not None else args["default_dose"]]
+        pred = self.predict(adata, frame, seed=seed, n_steps=n_steps, allow_non_control=True, **kwargs)
+        adata.layers[f"{key_added}_pred"] = pred.X
+        adata.obsm[f"X_{key_added}"] = pred.obsm["X_sxdiff"]
+
+    @torch.no_grad()
+    def get_latent_representation(self, adata: AnnData | None = None, batch_size: int = 1024) -> np.ndarray:
+        """VMCS cell states ``z = [s, u, w]`` (or ``f_r`` RNA-only) of the cells of ``adata``."""
+        adata = self.adata if adata is None else adata
+        self._check_genes(adata)
+        x, protein = self._source_expression(adata), self._source_protein(adata)
+        self.module.eval()
+        out = []
+        for start in range(0, x.shape[0], batch_size):
+            xb = torch.as_tensor(x[start : start + batch_size], device=self.device)
+            pb = None if protein is None else torch.as_tensor(protein[start : start + batch_size], device=self.device)
+            out.append(self.module.encode(xb, pb).z.cpu().numpy())
+        return np.vstack(out)
+
+    @torch.no_grad()
+    def get_drug_embedding(
+        self, perturbations: Sequence[str] | None = None, drug_table: DrugTable | pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Dose-free drug embeddings ``e_d`` (rows: perturbations); unseen ones are featurised first."""
+        features = self._features() if perturbations is None else self._ensure_perturbations(perturbations, drug_table)
+        names = features.names if perturbations is None else list(perturbations)
+        index = torch.as_tensor([features.index(n) for n in names], device=self.device)
+        return pd.DataFrame(self.module.drug_encoder.embed(index).cpu().numpy(), index=names)
+
+    def dose_response(
+        self,
+        adata_control: AnnData,
+        perturbation: str,
+        doses: Sequence[float],
+        *,
+        seed: int = 0,
+        n_steps: int = 25,
+        **kwargs,
+    ) -> pd.DataFrame:
+        """Mean predicted expression of the source cells at each dose (rows: doses, columns: genes)."""
+        args = self.registry_["setup_args"]
+        if not args["dose_key"]:
+            raise ValueError("This model was set up without `dose_key`; it has no dose response.")
+        frame = pd.DataFrame({args["perturbation_key"]: [perturbation] * len(doses), args["dose_key"]: list(doses)})
+        pred = self.predict(adata_control, frame, seed=seed, n_steps=n_steps, **kwargs)
+        means = pd.DataFrame(pred.X, columns=pred.var_names).groupby(pred.obs[args["dose_key"]].to_numpy()).mean()
+        means.index.name = args["dose_key"]
+        return means

@@ -1,0 +1,188 @@
+"""StateXDiff: training under scvi-tools, prediction into AnnData, save/load, bad input (fast, tiny models)."""
+
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import sxdiff
+from sxdiff.data import clr
+from sxdiff.datasets.synthetic import perturbation_data
+
+StateXDiff = sxdiff.model.StateXDiff
+SMALL = {"n_latent": 4, "n_hidden": 32, "d_model": 32, "n_blocks": 1, "n_heads": 2, "n_chunks": 4}
+KEYS = {"perturbation_key": "perturbation", "control_value": "control", "dose_key": "dose", "context_key": "context"}
+
+
+def _targets_table(adata) -> pd.DataFrame:
+    truth = adata.uns["synthetic_truth"]
+    return pd.DataFrame(
+        {
+            "drug": list(truth["drugs"]),
+            "targets": ["|".join(truth["targets"][d]) for d in truth["drugs"]],
+            "action": [
+                "|".join("INHIBITOR" if s < 0 else "AGONIST" for s in truth["target_signs"][d]) for d in truth["drugs"]
+            ],
+        }
+    )
+
+
+def _data(seed=0, n_drugs=4):
+    adata = perturbation_data(
+        n_genes=40,
+        n_contexts=2,
+        n_drugs=n_drugs,
+        n_combinations=1,
+        n_cells_per_condition=8,
+        n_control_cells=30,
+        seed=seed,
+    )
+    sxdiff.pp.drug_features(adata, drug_key="perturbation", drug_table=_targets_table(adata), use_bundled_tables=False)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def trained():
+    adata = _data()
+    sxdiff.pp.ood_split(adata, "unseen_context", ["context_1"], **KEYS)
+    StateXDiff.setup_anndata(adata, **KEYS)
+    torch.manual_seed(0)
+    model = StateXDiff(adata, **SMALL)
+    model.train(max_epochs=2, split_key="sxdiff_split", batch_size=64, enable_progress_bar=False)
+    return adata, model
+
+
+def _controls(adata, context="context_1"):
+    return adata[(adata.obs["context"] == context).to_numpy() & adata.obs["is_control"].to_numpy()].copy()
+
+
+def test_training_logs_losses_of_both_stages(trained):
+    _, model = trained
+    assert model.is_trained_
+    history = model.history
+    assert "train_loss" in history
+    assert "validation_loss" in history
+    assert "rna_train" in history
+    assert np.isfinite(history["train_loss"].to_numpy(dtype=float)).all()
+
+
+def test_predict_returns_predicted_cells_for_scanpy(trained):
+    adata, model = trained
+    sources = _controls(adata)
+    conditions = pd.DataFrame({"perturbation": ["drug_1", "drug_0+drug_2"], "dose": ["10.0", "1.0+1.0"]})
+    pred = model.predict(sources, conditions, n_samples_per_cell=2, n_steps=5, seed=0)
+    assert pred.n_obs == 2 * 2 * sources.n_obs
+    assert list(pred.var_names) == list(adata.var_names)
+    assert {"perturbation", "dose", "source_cell", "context", "sample"} <= set(pred.obs.columns)
+    assert set(pred.obs["source_cell"]) == set(sources.obs_names)
+    assert pred.obsm["X_sxdiff"].shape == (pred.n_obs, model.module.n_state)
+    assert np.all(pred.X >= 0)  # counts scale, residual decoding clipped at zero
+    again = model.predict(sources, conditions, n_samples_per_cell=2, n_steps=5, seed=0)
+    np.testing.assert_array_equal(pred.X, again.X)  # same seed, same prediction
+    other = model.predict(sources, conditions, n_samples_per_cell=2, n_steps=5, seed=1)
+    assert not np.allclose(pred.X, other.X)
+
+
+def test_save_load_reproduces_predictions(trained, tmp_path):
+    adata, model = trained
+    sources = _controls(adata)
+    conditions = pd.DataFrame({"perturbation": ["drug_3"], "dose": ["1.0"]})
+    expected = model.predict(sources, conditions, n_steps=5, seed=3)
+    model.save(tmp_path / "model", overwrite=True)
+    for loaded in (StateXDiff.load(tmp_path / "model", adata=adata), StateXDiff.load(tmp_path / "model")):
+        got = loaded.predict(sources, conditions, n_steps=5, seed=3)
+        np.testing.assert_allclose(got.X, expected.X, rtol=1e-5, atol=1e-5)
+
+
+def test_unseen_drug_is_predicted_from_its_targets_only(trained):
+    adata, model = trained
+    sources = _controls(adata)
+    truth = adata.uns["synthetic_truth"]
+    new = pd.DataFrame(
+        {"drug": ["new_drug"], "targets": ["|".join(truth["targets"]["drug_1"])], "action": ["INHIBITOR"]}
+    )
+    pred = model.predict(
+        sources, pd.DataFrame({"perturbation": ["new_drug"], "dose": ["1.0"]}), n_steps=5, seed=0, drug_table=new
+    )
+    assert pred.n_obs == sources.n_obs
+    embedding = model.get_drug_embedding(["new_drug", "drug_1", "drug_2"])
+    assert list(embedding.index) == ["new_drug", "drug_1", "drug_2"]
+    with pytest.raises(ValueError, match="neither SMILES nor targets"):
+        model.predict(sources, pd.DataFrame({"perturbation": ["mystery"], "dose": ["1.0"]}), n_steps=2)
+
+
+def test_counterfactual_latent_and_dose_response(trained):
+    adata, model = trained
+    sources = _controls(adata)
+    model.predict_counterfactual(sources, "drug_1", dose=10.0, key_added="cf", n_steps=3)
+    assert sources.layers["cf_pred"].shape == sources.shape
+    assert sources.obsm["X_cf"].shape[0] == sources.n_obs
+    assert model.get_latent_representation(sources).shape == (sources.n_obs, model.module.n_state)
+    curve = model.dose_response(sources, "drug_1", [0.1, 1.0, 10.0], n_steps=3)
+    assert curve.shape == (3, adata.n_vars)
+
+
+def test_bad_input_is_refused_clearly(trained):
+    adata, model = trained
+    sources = _controls(adata)
+    with pytest.raises(ValueError, match="genes differ"):
+        model.predict(sources[:, ::-1].copy(), pd.DataFrame({"perturbation": ["drug_1"], "dose": ["1.0"]}))
+    treated = adata[(adata.obs["perturbation"] == "drug_1").to_numpy()].copy()
+    with pytest.raises(ValueError, match="non-control cells"):
+        model.predict(treated, pd.DataFrame({"perturbation": ["drug_1"], "dose": ["1.0"]}))
+    with pytest.raises(KeyError, match="columns 'perturbation' and 'dose'"):
+        model.predict(sources, ["drug_1"])
+    with pytest.raises(ValueError, match="stage must be"):
+        model.train(max_epochs=1, stage="everything")
+
+
+def test_setup_needs_drug_features_and_leaves_data_valid():
+    adata = perturbation_data(n_genes=20, n_drugs=2, n_combinations=0, n_cells_per_condition=5, n_control_cells=10)
+    with pytest.raises(KeyError, match=r"sxdiff.pp.drug_features"):
+        StateXDiff.setup_anndata(adata, **KEYS)
+    with pytest.raises(ValueError, match="Control value 'DMSO'"):
+        StateXDiff.setup_anndata(adata, **{**KEYS, "control_value": "DMSO"})
+
+
+def test_two_models_on_two_datasets_do_not_interfere():
+    a, b = _data(seed=1, n_drugs=3), _data(seed=2, n_drugs=5)
+    StateXDiff.setup_anndata(a, **KEYS)
+    StateXDiff.setup_anndata(b, **KEYS)
+    model_a, model_b = StateXDiff(a, **SMALL), StateXDiff(b, **SMALL)
+    assert len(model_a._features().names) == 3
+    assert len(model_b._features().names) == 5
+    assert model_a.adata is a
+    assert model_b.adata is b
+
+
+def test_anndata_and_mudata_paths_give_the_same_result():
+    adata = _data(seed=4)
+    rng = np.random.default_rng(0)
+    protein_counts = rng.poisson(5, size=(adata.n_obs, 6)).astype(np.float32)
+    names = [f"P{i}" for i in range(6)]
+    with_obsm = adata.copy()
+    with_obsm.obsm["sxdiff_protein"] = clr(protein_counts)
+    with_obsm.uns["sxdiff_protein"] = {"names": names, "reliability": np.ones(6)}
+    StateXDiff.setup_anndata(with_obsm, **KEYS, protein_obsm_key="sxdiff_protein")
+    mdata = md.MuData({"rna": adata.copy(), "prot": __import__("anndata").AnnData(protein_counts)})
+    mdata["prot"].var_names = names
+    mdata["prot"].obs_names = adata.obs_names
+    mdata.uns["sxdiff_drugs"] = adata.uns["sxdiff_drugs"]
+    mdata.update()
+    StateXDiff.setup_mudata(mdata, **KEYS)
+    predictions = []
+    for data in (with_obsm, mdata):
+        torch.manual_seed(0)
+        model = StateXDiff(data, **SMALL)
+        model.train(max_epochs=2, batch_size=64, enable_progress_bar=False, seed=0)
+        sources = data if isinstance(data, md.MuData) else data
+        if isinstance(sources, md.MuData):
+            mask = (adata.obs["is_control"] & (adata.obs["context"] == "context_0")).to_numpy()
+            sources = sources[mask].copy()
+        else:
+            sources = sources[(sources.obs["is_control"] & (sources.obs["context"] == "context_0")).to_numpy()].copy()
+        pred = model.predict(sources, pd.DataFrame({"perturbation": ["drug_1"], "dose": ["1.0"]}), n_steps=5, seed=0)
+        predictions.append(pred)
+    np.testing.assert_allclose(predictions[0].X, predictions[1].X, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(predictions[0].obsm["sxdiff_protein"], predictions[1].obsm["sxdiff_protein"], atol=1e-4)
