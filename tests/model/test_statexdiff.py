@@ -176,12 +176,8 @@ def test_anndata_and_mudata_paths_give_the_same_result():
         torch.manual_seed(0)
         model = StateXDiff(data, **SMALL)
         model.train(max_epochs=2, batch_size=64, enable_progress_bar=False, seed=0)
-        sources = data if isinstance(data, md.MuData) else data
-        if isinstance(sources, md.MuData):
-            mask = (adata.obs["is_control"] & (adata.obs["context"] == "context_0")).to_numpy()
-            sources = sources[mask].copy()
-        else:
-            sources = sources[(sources.obs["is_control"] & (sources.obs["context"] == "context_0")).to_numpy()].copy()
+        mask = (adata.obs["is_control"] & (adata.obs["context"] == "context_0")).to_numpy()
+        sources = data[mask].copy()
         pred = model.predict(sources, pd.DataFrame({"perturbation": ["drug_1"], "dose": ["1.0"]}), n_steps=5, seed=0)
         predictions.append(pred)
     np.testing.assert_allclose(predictions[0].X, predictions[1].X, rtol=1e-4, atol=1e-4)
