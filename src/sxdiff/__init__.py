@@ -17,7 +17,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-_SUBMODULES = ("benchmark", "data", "datasets", "drugs", "metrics", "model", "pl", "pp")
+_SUBMODULES = ("benchmark", "data", "datasets", "diffusion", "drugs", "metrics", "model", "module", "pl", "pp", "train")
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -182,3 +182,33 @@ def test_anndata_and_mudata_paths_give_the_same_result():
         predictions.append(pred)
     np.testing.assert_allclose(predictions[0].X, predictions[1].X, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(predictions[0].obsm["sxdiff_protein"], predictions[1].obsm["sxdiff_protein"], atol=1e-4)
+
+
+def test_saved_model_predicts_a_new_drug_from_its_smiles_alone(tmp_path):
+    """Drug table and feature statistics travel with the saved model (attributes ending in ``_``)."""
+    adata = sxdiff.datasets.glioblastoma_panobinostat()
+    adata = adata[np.random.default_rng(0).choice(adata.n_obs, 600, replace=False)].copy()
+    sxdiff.pp.drug_features(adata, drug_key="perturbation")
+    StateXDiff.setup_anndata(adata, **KEYS)
+    torch.manual_seed(0)
+    model = StateXDiff(adata, **SMALL)
+    model.train(max_epochs=2, batch_size=128, enable_progress_bar=False)
+    model.save(tmp_path / "glio", overwrite=True)
+    loaded = StateXDiff.load(tmp_path / "glio")  # no training data needed
+    assert loaded.drug_features_["table"]["key"] == ["panobinostat"]
+    np.testing.assert_array_equal(
+        loaded.drug_features_["featurizer"]["descriptor_mean"], model.drug_features_["featurizer"]["descriptor_mean"]
+    )
+    sources = adata[(adata.obs["is_control"] & (adata.obs["context"] == "PW034")).to_numpy()].copy()
+    vorinostat = pd.DataFrame({"drug": ["vorinostat"], "smiles": ["ONC(=O)CCCCCCC(=O)Nc1ccccc1"]})
+    pred = loaded.predict(
+        sources, pd.DataFrame({"perturbation": ["vorinostat"], "dose": [1.0]}), n_steps=3, seed=0, drug_table=vorinostat
+    )
+    assert pred.n_obs == sources.n_obs
+    features = sxdiff.drugs.DrugFeatures.from_dict(loaded.drug_features_)
+    row = features.index("vorinostat")
+    assert features.has_structure[row]
+    np.testing.assert_array_equal(
+        features.structure[row],
+        features.featurizer.transform([sxdiff.drugs.canonical_smiles(vorinostat["smiles"][0])])[0],
+    )
