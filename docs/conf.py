@@ -17,7 +17,9 @@ extensions = [
     "sphinx_autodoc_typehints",
 ]
 autosummary_generate = True
+templates_path = ["_templates"]
 autodoc_member_order = "bysource"
+autodoc_inherit_docstrings = False  # torch and scvi-tools base classes use docstring styles we do not parse
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 nb_execution_mode = "off"
