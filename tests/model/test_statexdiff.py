@@ -64,7 +64,10 @@ def test_training_logs_losses_of_both_stages(trained):
     assert "train_loss" in history
     assert "validation_loss" in history
     assert "rna_train" in history
-    assert np.isfinite(history["train_loss"].to_numpy(dtype=float)).all()
+    assert "v_train" in history  # stage-2 losses are kept too
+    assert "triplet_train" in history
+    assert set(history["train_loss"]["stage"]) == {"state", "diffusion"}
+    assert np.isfinite(history["train_loss"]["train_loss"].to_numpy(dtype=float)).all()
 
 
 def test_predict_returns_predicted_cells_for_scanpy(trained):

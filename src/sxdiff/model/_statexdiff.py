@@ -204,6 +204,7 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
             first = state_epochs if state_epochs is not None else max(1, max_epochs // 3)
             stages = [("state", first), ("diffusion", max(1, max_epochs - first))]
         trainer_kwargs.setdefault("gradient_clip_val", 1.0)
+        previous = dict(self.history_) if self.history_ else {}
         for name, epochs in stages:
             if name == "diffusion":
                 if pairing == "ot":
@@ -226,7 +227,10 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
                 check_val_every_n_epoch=1,
                 **trainer_kwargs,
             )
+            self.is_trained_ = False  # scvi-tools would otherwise keep only the first stage's metric names
             runner()
+            previous = _merge_history(previous, self.history_ or {}, name)
+        self.history_ = previous
         self.module.eval()
         self.is_trained_ = True
 
@@ -279,3 +283,17 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
         self.module.train()
 
     # ------------------------------------------------------------------------------------------ prediction
+
+
+def _merge_history(history: dict, stage_history: dict, stage: str) -> dict:
+    """Append one stage's logged metrics to the model's history (new metric names included)."""
+    import pandas as pd
+
+    merged = dict(history)
+    for key, frame in stage_history.items():
+        frame = frame.copy()
+        frame["stage"] = stage
+        merged[key] = (
+            pd.concat([merged[key], frame], ignore_index=True) if key in merged else frame.reset_index(drop=True)
+        )
+    return merged
