@@ -16,6 +16,8 @@ def test_readme_quickstart_runs(capsys):
     assert "counts ['panobinostat']" in printed
     assert "pearson_delta_top50" in printed
     assert namespace["pred"].n_obs == namespace["sources"].n_obs
+    assert namespace["predicted"].n_obs == namespace["controls"].n_obs
+    assert namespace["model"].is_trained_
 
 
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one():

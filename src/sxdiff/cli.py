@@ -10,6 +10,8 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+DEMO_PATIENT = "PW034"
+
 
 def _demo(args: argparse.Namespace) -> int:
     import pandas as pd
@@ -25,35 +27,49 @@ def _demo(args: argparse.Namespace) -> int:
     summary.to_csv(out / "summary.csv", index=False)
     wide = summary.pivot_table(index=["task", "method"], columns="metric", values="mean")
     with pd.option_context("display.width", 120, "display.float_format", "{:.3f}".format):
-        print("Pearson of predicted vs true expression changes, mean over held-out conditions:")
+        print("Baselines: Pearson of predicted vs true expression changes, mean over held-out conditions:")
         print(wide.to_string())
-    figure = _demo_figure(out / "demo_glioblastoma_PW034.png")
-    print(f"\nPer-condition metrics: {out / 'metrics.csv'}\nSummary: {out / 'summary.csv'}\nFigure: {figure}")
+    if args.epochs > 0:
+        model_table, figure = _demo_model(out, args.epochs, args.seed)
+        model_table.to_csv(out / "statexdiff_glioblastoma_PW034.csv")
+        with pd.option_context("display.width", 120, "display.float_format", "{:.3f}".format):
+            print(f"\nStateXDiff ({args.epochs} epochs) on the unseen patient {DEMO_PATIENT}, next to the baselines:")
+            print(model_table.to_string())
+        print(f"\nFigure: {figure}")
+    print(f"Per-condition metrics: {out / 'metrics.csv'}\nSummary: {out / 'summary.csv'}")
     return 0
 
 
-def _demo_figure(path: Path) -> Path:
-    """Predicted vs true change for the unseen patient PW034 under panobinostat, per method."""
+def _demo_model(out: Path, epochs: int, seed: int):
+    """Train StateXDiff on the glioblastoma fold without PW034; score and plot it beside the baselines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import pandas as pd
 
-    from sxdiff.benchmark import TASKS, predict_fold
+    from sxdiff.benchmark import TASKS, predict_fold, predict_fold_statexdiff
+    from sxdiff.metrics import evaluate
     from sxdiff.pl import delta_scatter
 
     task = TASKS["glioblastoma_unseen_patient"]
-    fold = next(f for f in task.folds() if f.holdout == ["PW034"])
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), sharex=True, sharey=True)
-    for ax, method in zip(axes, ("control", "mean_shift"), strict=True):
-        ((_, pred, truth, source),) = predict_fold(task, fold, method)
+    fold = next(f for f in task.folds(seed=seed) if f.holdout == [DEMO_PATIENT])
+    results = {method: predict_fold(task, fold, method)[0] for method in ("control", "mean_shift")}
+    results["StateXDiff"] = predict_fold_statexdiff(task, fold, epochs=epochs, seed=seed)[0]
+    scores = {}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.5), sharex=True, sharey=True)
+    for ax, (method, (_, pred, truth, source)) in zip(axes, results.items(), strict=True):
+        scores[method] = evaluate(pred, truth, source, dose_key=task.dose_key, context_key=task.context_key).set_index(
+            "metric"
+        )["value"]
         delta_scatter(pred, truth, source, ax=ax, show=False)
         ax.set_title(f"{method}: {ax.get_title()}")
-    fig.suptitle("Unseen patient PW034, panobinostat 0.2 uM (glioblastoma slices)")
+    fig.suptitle(f"Unseen patient {DEMO_PATIENT}, panobinostat 0.2 uM (glioblastoma slices)")
     fig.tight_layout()
+    path = out / f"demo_glioblastoma_{DEMO_PATIENT}.png"
     fig.savefig(path, dpi=130)
     plt.close(fig)
-    return path
+    return pd.DataFrame(scores), path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,18 +79,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
-        help="run the pipeline on the bundled real datasets: load, validate, split, predict, score",
+        help="the pipeline on the bundled real datasets: load, validate, split, train, predict, score, plot",
     )
     demo.add_argument(
         "--task",
         default="all",
         choices=["all", "glioblastoma_unseen_patient", "l1000_unseen_drugs", "norman_unseen_combinations"],
+        help="baseline tasks to run (default: all three)",
     )
-    demo.add_argument("--out", default="sxdiff_demo", help="folder for the CSV results (default: sxdiff_demo)")
+    demo.add_argument("--out", default="sxdiff_demo", help="folder for the results (default: sxdiff_demo)")
+    demo.add_argument("--epochs", type=int, default=60, help="StateXDiff epochs on the glioblastoma fold (0: skip)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not args.verbose:
+        import warnings
+
+        warnings.filterwarnings("ignore", module="lightning")
+        warnings.filterwarnings("ignore", module="scvi")
+        for name in ("lightning", "lightning.pytorch", "scvi", "sxdiff.drugs"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     return args.func(args)
 
 

@@ -1,14 +1,20 @@
 import pandas as pd
+import pytest
 
 from sxdiff.benchmark import TASKS, run_tasks, summarize
 from sxdiff.cli import main
 
 
 def test_demo_cli_writes_results_and_mean_shift_beats_control(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--epochs", "2"]) == 0
     printed = capsys.readouterr().out
     assert "glioblastoma_unseen_patient" in printed
     assert "mean_shift" in printed
+    assert "StateXDiff (2 epochs) on the unseen patient PW034" in printed
+    model_scores = pd.read_csv(tmp_path / "statexdiff_glioblastoma_PW034.csv", index_col=0)
+    assert list(model_scores.columns) == ["control", "mean_shift", "StateXDiff"]
+    assert model_scores.loc["pearson_delta_top50", "mean_shift"] == pytest.approx(0.661, abs=0.01)
+    assert (tmp_path / "demo_glioblastoma_PW034.png").stat().st_size > 10_000
     summary = pd.read_csv(tmp_path / "summary.csv")
     top50 = summary[summary["metric"] == "pearson_delta_top50"].set_index(["task", "method"])["mean"]
     # The known result on these data: mean shift ~0.63 on the unseen glioblastoma patient, control 0.
