@@ -122,8 +122,9 @@ def test_loader_reads_a_cached_download_offline(tmp_path, monkeypatch):
     monkeypatch.setattr("pooch.core.stream_download", no_network)
     path_returned = sxdiff.datasets.fetch("norman2019", cache_dir=tmp_path, known_hash=f"sha256:{digest}")
     assert path_returned == path
-    adata = sxdiff.datasets.norman2019(path=path_returned)
+    adata = sxdiff.datasets.norman2019(cache_dir=tmp_path, known_hash=f"sha256:{digest}")
     assert list(adata.obs["perturbation"].astype(str)) == ["control", "KLF1"]
+    assert adata.uns["sxdiff"]["dataset"] == "norman2019"
 
 
 def test_first_download_hash_is_recorded_and_checked(tmp_path, monkeypatch):

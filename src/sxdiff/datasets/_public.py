@@ -114,7 +114,7 @@ def fetch(name: str, cache_dir: str | Path | None = None, known_hash: str | None
     return path
 
 
-def _load(name: str, path, cache_dir, source: Source, pertpy_loader: str) -> ad.AnnData:
+def _load(name: str, path, cache_dir, source: Source, pertpy_loader: str, known_hash: str | None) -> ad.AnnData:
     if path is not None:
         return ad.read_h5ad(path)
     if source == "pertpy":
@@ -124,7 +124,7 @@ def _load(name: str, path, cache_dir, source: Source, pertpy_loader: str) -> ad.
         return getattr(pertpy.data, pertpy_loader)()
     if source != "download":
         raise ValueError(f"Unknown source {source!r}; choose 'download' or 'pertpy'.")
-    return ad.read_h5ad(fetch(name, cache_dir))
+    return ad.read_h5ad(fetch(name, cache_dir, known_hash=known_hash))
 
 
 def _finish(adata: ad.AnnData, *, dataset: str, source: str, uns: dict) -> ad.AnnData:
@@ -266,6 +266,7 @@ def sciplex3(
     *,
     cache_dir: str | Path | None = None,
     source: Source = "download",
+    known_hash: str | None = "registry",
 ) -> ad.AnnData:
     """sci-Plex3 (Srivatsan et al. 2020): ~800k cells, 3 cell lines x 188 compounds x 4 doses.
 
@@ -281,6 +282,9 @@ def sciplex3(
         Download cache; defaults to the user cache folder.
     source
         ``"download"`` (checksummed) or ``"pertpy"`` (requires the ``pertpy`` extra).
+    known_hash
+        ``"registry"`` checks the checksum in :data:`REMOTE_FILES`; ``"md5:..."`` / ``"sha256:..."`` overrides
+        it (e.g. if the host republishes the file); ``None`` trusts the first download and records its SHA-256.
 
     Returns
     -------
@@ -291,7 +295,7 @@ def sciplex3(
     --------
     >>> adata = sxdiff.datasets.sciplex3()  # doctest: +SKIP
     """
-    return standardise_sciplex3(_load("sciplex3", path, cache_dir, source, "srivatsan_2020_sciplex3"))
+    return standardise_sciplex3(_load("sciplex3", path, cache_dir, source, "srivatsan_2020_sciplex3", known_hash))
 
 
 def combosciplex(
@@ -299,18 +303,20 @@ def combosciplex(
     *,
     cache_dir: str | Path | None = None,
     source: Source = "download",
+    known_hash: str | None = "registry",
 ) -> ad.AnnData:
     """combosciplex: A549 cells under single drugs and pairwise combinations (sci-Plex).
 
     Downloads the file pertpy distributes (no published checksum: the SHA-256 of the first download
     is recorded and checked on every later load), reads ``path``, or delegates to
-    ``pertpy.data.combosciplex()``; then applies :func:`standardise_combosciplex`.
+    ``pertpy.data.combosciplex()``; then applies :func:`standardise_combosciplex`. Parameters as in
+    :func:`sciplex3`.
 
     Examples
     --------
     >>> adata = sxdiff.datasets.combosciplex()  # doctest: +SKIP
     """
-    return standardise_combosciplex(_load("combosciplex", path, cache_dir, source, "combosciplex"))
+    return standardise_combosciplex(_load("combosciplex", path, cache_dir, source, "combosciplex", known_hash))
 
 
 def norman2019(
@@ -318,14 +324,16 @@ def norman2019(
     *,
     cache_dir: str | Path | None = None,
     source: Source = "download",
+    known_hash: str | None = "registry",
 ) -> ad.AnnData:
     """Norman et al. 2019: ~110k K562 cells with CRISPRa single-gene and two-gene activations.
 
     Downloads the file pertpy distributes (1.7 GB, SHA-256 checked), reads ``path``, or delegates
-    to ``pertpy.data.norman_2019()``; then applies :func:`standardise_norman2019`.
+    to ``pertpy.data.norman_2019()``; then applies :func:`standardise_norman2019`. Parameters as in
+    :func:`sciplex3`.
 
     Examples
     --------
     >>> adata = sxdiff.datasets.norman2019()  # doctest: +SKIP
     """
-    return standardise_norman2019(_load("norman2019", path, cache_dir, source, "norman_2019"))
+    return standardise_norman2019(_load("norman2019", path, cache_dir, source, "norman_2019", known_hash))
