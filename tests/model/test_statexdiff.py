@@ -215,3 +215,30 @@ def test_saved_model_predicts_a_new_drug_from_its_smiles_alone(tmp_path):
         features.structure[row],
         features.featurizer.transform([sxdiff.drugs.canonical_smiles(vorinostat["smiles"][0])])[0],
     )
+
+
+def test_perturbation_set_field_registers_and_transfers_unseen_drugs(trained):
+    from sxdiff.data import encode_perturbation_sets, validate_perturbation_data
+    from sxdiff.data._perturbation_field import decode_perturbation_field
+
+    adata, model = trained
+    encoded = adata.obsm["_sxdiff_perturbation_set"]
+    index, dose, mask = decode_perturbation_field(encoded)
+    state = model.adata_manager.get_state_registry("perturbation_set")
+    found = validate_perturbation_data(adata, **KEYS)
+    expected = encode_perturbation_sets(found.perturbation_sets, found.doses, state["vocabulary"])
+    np.testing.assert_array_equal(index, expected[0])
+    np.testing.assert_allclose(dose, expected[1])
+    np.testing.assert_array_equal(mask, expected[2])
+    assert model.summary_stats["n_perturbations"] == len(state["vocabulary"])
+    new = adata[:40].copy()
+    new.obs["perturbation"] = new.obs["perturbation"].astype(str)
+    new.obs.loc[new.obs_names[:5], "perturbation"] = "never_seen"
+    new.obs.loc[new.obs_names[:5], "dose"] = "1.0"
+    model._validate_anndata(new)
+    transferred = model.get_anndata_manager(new).get_state_registry("perturbation_set")
+    assert transferred["vocabulary"][: len(state["vocabulary"])] == state["vocabulary"]
+    assert transferred["vocabulary"][-1] == "never_seen"
+    new_index, _, new_mask = decode_perturbation_field(new.obsm["_sxdiff_perturbation_set"])
+    assert set(new_index[:5, 0]) == {len(transferred["vocabulary"]) - 1}
+    assert new_mask[:5, 0].all()

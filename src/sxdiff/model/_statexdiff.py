@@ -13,14 +13,14 @@ from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
 from sxdiff.data._control_matcher import ControlMatcher
-from sxdiff.data._perturbation_sets import encode_perturbation_sets
+from sxdiff.data._perturbation_field import decode_perturbation_field
 from sxdiff.data._validation import resolve_obs_column
 from sxdiff.drugs._features import DrugFeatures
 from sxdiff.module._statexdiff import Stage, StateXDiffModule
 from sxdiff.train import PairedPerturbationData, StateXDiffTrainingPlan
 
 from ._statexdiff_predict import StateXDiffPredictMixin
-from ._statexdiff_setup import StateXDiffSetupMixin
+from ._statexdiff_setup import PERTURBATION_KEY, StateXDiffSetupMixin
 
 __all__ = ["StateXDiff"]
 
@@ -238,7 +238,14 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
         adata, manager = self.adata, self.adata_manager
         found = self._parse(adata)
         features = self._features()
-        index, dose, mask = encode_perturbation_sets(found.perturbation_sets, found.doses, features.names)
+        vocabulary = manager.get_state_registry(PERTURBATION_KEY)["vocabulary"]
+        unseen = [v for v in vocabulary if v not in set(features.names)]
+        if unseen:
+            raise KeyError(
+                f"Perturbation(s) {unseen[:10]} of this data have no drug features; the model cannot train on them."
+            )
+        index, dose, mask = decode_perturbation_field(manager.get_from_registry(PERTURBATION_KEY))
+        index = np.asarray([features.index(vocabulary[i]) for i in range(len(vocabulary))], dtype=np.int64)[index]
         perturbed = np.flatnonzero(~found.is_control)
         if split_key is not None:
             split = resolve_obs_column(adata, split_key).astype(str).to_numpy()

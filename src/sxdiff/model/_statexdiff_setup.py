@@ -11,13 +11,16 @@ from anndata import AnnData
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
+from scvi.data.fields import MuDataWrapper
 
+from sxdiff.data._perturbation_field import PerturbationSetField
 from sxdiff.data._protein import clr
 from sxdiff.data._validation import validate_perturbation_data
 
-__all__ = ["PROTEIN_KEY", "StateXDiffSetupMixin"]
+__all__ = ["PERTURBATION_KEY", "PROTEIN_KEY", "StateXDiffSetupMixin"]
 
 PROTEIN_KEY = "protein"
+PERTURBATION_KEY = "perturbation_set"
 
 
 class StateXDiffSetupMixin:
@@ -91,6 +94,17 @@ class StateXDiffSetupMixin:
         ]
         if protein_obsm_key is not None:
             anndata_fields.append(fields.ObsmField(PROTEIN_KEY, protein_obsm_key))
+        anndata_fields.append(
+            PerturbationSetField(
+                PERTURBATION_KEY,
+                perturbation_key,
+                control_value,
+                dose_key,
+                vocabulary=[] if transferring else list(adata.uns[drug_features_key]["names"]),
+                delimiter=delimiter,
+                default_dose=default_dose,
+            )
+        )
         manager = AnnDataManager(fields=anndata_fields, setup_method_args=setup_method_args)
         manager.register_fields(adata, **kwargs)
         cls.register_manager(manager)
@@ -160,6 +174,19 @@ class StateXDiffSetupMixin:
                 PROTEIN_KEY, protein_layer, mod_key=mods.protein_layer, is_count_data=True, mod_required=True
             ),
         ]
+        features_uns = mdata.uns if drug_features_key in mdata.uns else rna.uns
+        mudata_fields.append(
+            MuDataWrapper(PerturbationSetField)(
+                PERTURBATION_KEY,
+                perturbation_key,
+                control_value,
+                dose_key,
+                vocabulary=[] if transferring else list(features_uns[drug_features_key]["names"]),
+                delimiter=delimiter,
+                default_dose=default_dose,
+                mod_key=None,
+            )
+        )
         manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
         manager.register_fields(mdata, **kwargs)
         cls.register_manager(manager)
