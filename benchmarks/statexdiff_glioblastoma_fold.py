@@ -21,7 +21,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -33,8 +32,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _lognorm(adata):
     out = adata.copy()
-    x = np.asarray(out.X.toarray() if hasattr(out.X, "toarray") else out.X, dtype=float)
-    out.X = np.log1p(x / x.sum(1, keepdims=True).clip(min=1) * 1e4)
+    out.X = sxdiff.data.log_normalize(out.X)
     return out
 
 

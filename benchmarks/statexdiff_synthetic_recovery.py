@@ -47,8 +47,8 @@ def _table(adata) -> pd.DataFrame:
 
 
 def _lognorm(x) -> np.ndarray:
-    x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=float)
-    return np.log1p(x / x.sum(1, keepdims=True) * 1e4)
+    logged = sxdiff.data.log_normalize(x)
+    return logged.toarray() if hasattr(logged, "toarray") else logged
 
 
 def run(kind: str, context: str, denoiser: str = "dit", epochs: int = 150) -> list[dict]:

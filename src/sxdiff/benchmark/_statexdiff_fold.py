@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.sparse as sp
 from anndata import AnnData
+
+from sxdiff.data._expression import log_normalize
 
 from ._tasks import Fold, Task
 
@@ -13,8 +13,7 @@ __all__ = ["predict_fold_statexdiff"]
 
 def _log_normalise(adata: AnnData) -> AnnData:
     out = adata.copy()
-    x = np.asarray(out.X.toarray() if sp.issparse(out.X) else out.X, dtype=np.float64)
-    out.X = np.log1p(x / x.sum(axis=1, keepdims=True).clip(min=1.0) * 1e4).astype(np.float32)
+    out.X = log_normalize(out.X)
     return out
 
 

@@ -8,7 +8,15 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
-__all__ = ["ExpressionScale", "check_finite", "detect_expression_scale", "get_expression", "stored_values"]
+__all__ = [
+    "ExpressionScale",
+    "check_finite",
+    "detect_expression_scale",
+    "get_expression",
+    "log_normalize",
+    "mean_expression",
+    "stored_values",
+]
 
 ExpressionScale = Literal["counts", "log1p", "normal"]
 """``counts``: non-negative integers (UMIs); ``log1p``: log-normalised, non-negative;
@@ -93,3 +101,30 @@ def detect_expression_scale(matrix, *, max_entries: int = 2_000_000) -> Expressi
     if values.max() <= 30 and has_zeros:
         return "log1p"
     return "normal"
+
+
+def log_normalize(counts, target_sum: float = 1e4):
+    """``log1p`` of counts scaled to ``target_sum`` per cell; sparse stays sparse (CSR), dense becomes float64.
+
+    The one log-normalisation used across sxdiff (translator inputs, protein proxies, scoring counts
+    predictions), the same as ``sc.pp.normalize_total(target_sum=1e4)`` followed by ``sc.pp.log1p``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> log_normalize(np.array([[1.0, 3.0]]), target_sum=4).round(3).tolist()
+    [[0.693, 1.386]]
+    """
+    library = np.asarray(counts.sum(axis=1)).ravel().clip(min=1.0)
+    if sp.issparse(counts):
+        scaled = sp.csr_matrix(sp.diags(target_sum / library) @ counts, dtype=np.float64)
+        scaled.data = np.log1p(scaled.data)
+        return scaled
+    return np.log1p(np.asarray(counts, dtype=np.float64) / library[:, None] * target_sum)
+
+
+def mean_expression(matrix) -> np.ndarray:
+    """Mean over cells (rows) in float64, for dense or sparse matrices."""
+    if sp.issparse(matrix):
+        return np.asarray(matrix.astype(np.float64).mean(axis=0)).ravel()
+    return np.asarray(matrix, dtype=np.float64).mean(axis=0)

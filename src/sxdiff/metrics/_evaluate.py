@@ -6,21 +6,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 
-from sxdiff.data._expression import get_expression
+from sxdiff.data._expression import get_expression, mean_expression
 from sxdiff.data._validation import resolve_obs_column
 
 from ._delta_metrics import mse_delta, pearson_delta
 
 __all__ = ["evaluate"]
-
-
-def _mean(matrix) -> np.ndarray:
-    if sp.issparse(matrix):
-        return np.asarray(matrix.astype(np.float64).mean(axis=0)).ravel()
-    return np.asarray(matrix, dtype=float).mean(axis=0)
 
 
 def _condition_labels(adata: AnnData, perturbation_key: str, dose_key: str | None) -> pd.Series:
@@ -113,8 +106,8 @@ def evaluate(
         if not in_pred.any() or not in_ctrl.any():
             continue
         in_true = (true_ctx == context) & (true_conditions.to_numpy() == condition)
-        pred_mean, true_mean = _mean(X_pred[in_pred]), _mean(X_true[in_true])
-        control_mean = _mean(X_ctrl[in_ctrl])
+        pred_mean, true_mean = mean_expression(X_pred[in_pred]), mean_expression(X_true[in_true])
+        control_mean = mean_expression(X_ctrl[in_ctrl])
         values = {"pearson_delta": pearson_delta(pred_mean, true_mean, control_mean)}
         for k in top_k:
             values[f"pearson_delta_top{k}"] = pearson_delta(pred_mean, true_mean, control_mean, top_k=k)

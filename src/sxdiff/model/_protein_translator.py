@@ -15,7 +15,7 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
-from sxdiff.data._expression import check_finite, detect_expression_scale
+from sxdiff.data._expression import check_finite, detect_expression_scale, log_normalize
 from sxdiff.data._protein import clr, coding_genes, is_isotype_control
 from sxdiff.module._protein_translator import ProteinTranslatorModule
 
@@ -25,15 +25,6 @@ logger = logging.getLogger(__name__)
 
 MIN_GENE_FRACTION = 0.5
 """A query must contain at least this fraction of the translator's genes (missing ones count as average)."""
-
-
-def _log_normalised(counts) -> np.ndarray | sp.csr_matrix:
-    library = np.asarray(counts.sum(axis=1)).ravel().clip(min=1.0)
-    if sp.issparse(counts):
-        scaled = sp.csr_matrix(sp.diags(1e4 / library) @ counts)
-        scaled.data = np.log1p(scaled.data)
-        return scaled
-    return np.log1p(np.asarray(counts, dtype=np.float64) / library[:, None] * 1e4)
 
 
 def _mean_std(matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +120,7 @@ class ProteinTranslator(UnsupervisedTrainingMixin, BaseModelClass):
             protein = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
             reference_genes = self._reference_gene_names(adata)
             protein_names = [str(p) for p in self._protein_var_names(adata)]
-            logged = _log_normalised(rna)
+            logged = log_normalize(rna)
             mean, std = _mean_std(logged)
             order = np.argsort(-std, kind="stable")[:n_genes]
             coding = {g for p in protein_names for g in coding_genes(p, reference_genes)}
@@ -364,7 +355,7 @@ class ProteinTranslator(UnsupervisedTrainingMixin, BaseModelClass):
         present = np.array([c >= 0 for c in columns])
         source = values.tocsc() if sp.issparse(values) else np.asarray(values)
         if scale == "counts":
-            logged = _log_normalised(sp.csr_matrix(source) if sp.issparse(source) else source)
+            logged = log_normalize(sp.csr_matrix(source) if sp.issparse(source) else source)
         elif scale == "log1p":
             logged = source
         else:

@@ -5,20 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 from anndata import AnnData
 
-from sxdiff.data._expression import get_expression
+from sxdiff.data._expression import get_expression, mean_expression
 from sxdiff.metrics import pearson_delta, top_deg_indices
 
 __all__ = ["delta_scatter"]
-
-
-def _mean(adata: AnnData, layer: str | None) -> np.ndarray:
-    matrix = get_expression(adata, layer)
-    if sp.issparse(matrix):
-        return np.asarray(matrix.astype(np.float64).mean(axis=0)).ravel()
-    return np.asarray(matrix, dtype=np.float64).mean(axis=0)
 
 
 def delta_scatter(
@@ -70,9 +62,9 @@ def delta_scatter(
     """
     import matplotlib.pyplot as plt
 
-    control = _mean(adata_control, layer)
-    pred_delta = _mean(adata_pred, layer) - control
-    true_delta = _mean(adata_true, layer) - control
+    control = mean_expression(get_expression(adata_control, layer))
+    pred_delta = mean_expression(get_expression(adata_pred, layer)) - control
+    true_delta = mean_expression(get_expression(adata_true, layer)) - control
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.scatter(true_delta, pred_delta, s=8, c="0.4", alpha=0.7, linewidths=0, rasterized=True)

@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from sxdiff.data._expression import check_finite, detect_expression_scale, get_expression
+from sxdiff.data._expression import check_finite, detect_expression_scale, get_expression, log_normalize
 from sxdiff.data._protein import coding_genes
 
 __all__ = ["knowledge_proxy", "protein_context"]
@@ -22,11 +22,9 @@ logger = logging.getLogger(__name__)
 def _log_normalised_dense(adata: AnnData, layer: str | None) -> np.ndarray:
     values = get_expression(adata, layer)
     check_finite(values, where="adata.X" if layer is None else f"adata.layers[{layer!r}]")
-    dense = values.toarray() if sp.issparse(values) else np.asarray(values, dtype=np.float64)
     if detect_expression_scale(values) == "counts":
-        library = dense.sum(axis=1, keepdims=True).clip(min=1.0)
-        return np.log1p(dense / library * 1e4)
-    return dense.astype(np.float64)
+        values = log_normalize(values)
+    return values.toarray() if sp.issparse(values) else np.asarray(values, dtype=np.float64)
 
 
 def _knn_smooth(values: np.ndarray, n_neighbors: int, n_pcs: int = 30) -> np.ndarray:
