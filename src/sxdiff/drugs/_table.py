@@ -271,6 +271,32 @@ class DrugTable:
             table = table.merge(load_bundled_table(source))
         return table
 
+    @classmethod
+    def coerce(cls, drug_table: DrugTable | pd.DataFrame | None) -> DrugTable:
+        """A DrugTable from a DrugTable, a DataFrame with standard column names, or ``None`` (empty).
+
+        DataFrame columns are matched case-insensitively: ``drug`` (or ``name``), and optionally ``smiles``,
+        ``targets`` (or ``target``), ``action`` (or ``actions``), ``moa``.
+        """
+        if drug_table is None:
+            return cls()
+        if isinstance(drug_table, DrugTable):
+            return drug_table
+        if not isinstance(drug_table, pd.DataFrame):
+            raise TypeError(f"A drug table must be a DrugTable or a pandas DataFrame, not {type(drug_table).__name__}.")
+        columns = {c.lower(): c for c in drug_table.columns}
+        name = columns.get("drug") or columns.get("name")
+        if name is None:
+            raise KeyError(f"The drug table needs a 'drug' (or 'name') column; it has {list(drug_table.columns)}.")
+        return cls.from_dataframe(
+            drug_table,
+            name_col=name,
+            smiles_col=columns.get("smiles"),
+            targets_col=columns.get("targets") or columns.get("target"),
+            actions_col=columns.get("actions") or columns.get("action"),
+            moa_col=columns.get("moa"),
+        )
+
     def merge(self, other: DrugTable) -> DrugTable:
         """Combine two tables; ``self`` has priority, ``other`` fills missing SMILES, targets and MoA."""
         frame = self._frame.copy()

@@ -18,6 +18,8 @@ from anndata import AnnData
 from sxdiff.data._expression import get_expression
 from sxdiff.data._validation import resolve_obs_column, validate_perturbation_data
 
+from ._conditions import conditions_frame
+
 __all__ = ["ControlBaseline", "MeanShiftBaseline"]
 
 logger = logging.getLogger(__name__)
@@ -73,20 +75,8 @@ class _Baseline(ABC):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call `.fit(adata_train)` first.")
 
     def _conditions(self, conditions: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
-        if isinstance(conditions, str):
-            conditions = [conditions]
-        if isinstance(conditions, pd.DataFrame):
-            frame = conditions.reset_index(drop=True).copy()
-        else:
-            frame = pd.DataFrame({self.perturbation_key: list(conditions)})
-        if self.perturbation_key not in frame.columns:
-            raise KeyError(f"`conditions` needs a column {self.perturbation_key!r}.")
-        if self.dose_key is not None and self.dose_key not in frame.columns:
-            raise KeyError(
-                f"The baseline was fitted with doses ({self.dose_key!r}); give `conditions` as a DataFrame "
-                f"with columns {self.perturbation_key!r} and {self.dose_key!r}."
-            )
-        return frame
+        frame = conditions_frame(conditions, self.perturbation_key, self.dose_key, default_dose=None)
+        return frame.drop(columns="_dose")
 
     def predict(self, adata_control: AnnData, conditions: Sequence[str] | pd.DataFrame) -> AnnData:
         """Predict every condition for every given control cell.

@@ -19,11 +19,18 @@ from sxdiff.data._validation import resolve_obs_column
 from sxdiff.drugs._features import DrugFeatures
 from sxdiff.drugs._table import DrugTable
 
-from ._statexdiff_io import conditions_frame, drug_table_for
+from ._conditions import conditions_frame
 
 __all__ = ["StateXDiffPredictMixin"]
 
 logger = logging.getLogger(__name__)
+
+
+def drug_table_for(names: Sequence[str], drug_table, perturbation_type: str) -> DrugTable:
+    """Descriptions of perturbations unseen in training: the user's table, then the bundled tables."""
+    if perturbation_type != "drug":
+        return DrugTable.genetic(names, modality=perturbation_type)
+    return DrugTable.coerce(drug_table).merge(DrugTable.bundled())
 
 
 class StateXDiffPredictMixin:

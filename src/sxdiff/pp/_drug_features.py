@@ -33,27 +33,6 @@ def _as_gene_sets(gene_sets) -> dict[str, list[str]]:
     return {str(k): [str(g) for g in v] for k, v in gene_sets.items()}
 
 
-def _as_table(drug_table) -> DrugTable:
-    if drug_table is None:
-        return DrugTable()
-    if isinstance(drug_table, DrugTable):
-        return drug_table
-    if isinstance(drug_table, pd.DataFrame):
-        columns = {c.lower(): c for c in drug_table.columns}
-        name = columns.get("drug") or columns.get("name")
-        if name is None:
-            raise KeyError(f"`drug_table` needs a 'drug' (or 'name') column; it has {list(drug_table.columns)}.")
-        return DrugTable.from_dataframe(
-            drug_table,
-            name_col=name,
-            smiles_col=columns.get("smiles"),
-            targets_col=columns.get("targets") or columns.get("target"),
-            actions_col=columns.get("actions") or columns.get("action"),
-            moa_col=columns.get("moa"),
-        )
-    raise TypeError(f"`drug_table` must be a DrugTable or a pandas DataFrame, not {type(drug_table).__name__}.")
-
-
 def _smiles_from_obs(adata: AnnData, sets: list[tuple[str, ...]], smiles_key: str) -> DrugTable:
     smiles = resolve_obs_column(adata, smiles_key)
     rows = [
@@ -185,9 +164,9 @@ def drug_features(
     genes = [str(g) for g in (adata.mod["rna"].var_names if hasattr(adata, "mod") else adata.var_names)]
 
     if perturbation_type != "drug":
-        table = _as_table(drug_table).merge(DrugTable.genetic(names, modality=perturbation_type))
+        table = DrugTable.coerce(drug_table).merge(DrugTable.genetic(names, modality=perturbation_type))
     else:
-        table = _as_table(drug_table)
+        table = DrugTable.coerce(drug_table)
         if smiles_key is not None:
             table = table.merge(_smiles_from_obs(adata, sets, smiles_key))
         if use_bundled_tables:

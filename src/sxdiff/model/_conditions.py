@@ -1,4 +1,4 @@
-"""Turning user conditions and drug descriptions into what StateXDiff.predict needs."""
+"""The conditions to predict, as given by a user: labels, or a DataFrame with perturbation (and dose) columns."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from sxdiff.drugs._table import DrugTable
-
-__all__ = ["conditions_frame", "drug_table_for"]
+__all__ = ["conditions_frame"]
 
 
 def conditions_frame(
@@ -33,20 +31,11 @@ def conditions_frame(
         frame["_dose"] = frame[dose_key].astype(str)
     elif dose_key is not None and default_dose is None:
         raise KeyError(
-            f"The model uses doses: give `conditions` as a DataFrame with columns {perturbation_key!r} and "
-            f"{dose_key!r}, e.g. pd.DataFrame({{{perturbation_key!r}: ['drug'], {dose_key!r}: [1.0]}})."
+            f"Predictions use doses ({dose_key!r}): give `conditions` as a DataFrame with columns "
+            f"{perturbation_key!r} and {dose_key!r}, e.g. pd.DataFrame({{{perturbation_key!r}: ['drug'], {dose_key!r}: [1.0]}})."
         )
     else:
         frame["_dose"] = str(1.0 if default_dose is None else default_dose)
         if dose_key is not None:
             frame[dose_key] = frame["_dose"]
     return frame
-
-
-def drug_table_for(names: Sequence[str], drug_table, perturbation_type: str) -> DrugTable:
-    """Descriptions of perturbations unseen in training: the user's table, then the bundled tables."""
-    if perturbation_type != "drug":
-        return DrugTable.genetic(names, modality=perturbation_type)
-    from sxdiff.pp._drug_features import _as_table
-
-    return _as_table(drug_table).merge(DrugTable.bundled())
