@@ -32,7 +32,8 @@ def conditions_frame(
     elif dose_key is not None and default_dose is None:
         raise KeyError(
             f"Predictions use doses ({dose_key!r}): give `conditions` as a DataFrame with columns "
-            f"{perturbation_key!r} and {dose_key!r}, e.g. pd.DataFrame({{{perturbation_key!r}: ['drug'], {dose_key!r}: [1.0]}})."
+            f"{perturbation_key!r} and {dose_key!r}, "
+            f"e.g. pd.DataFrame({{{perturbation_key!r}: ['drug'], {dose_key!r}: [1.0]}})."
         )
     else:
         frame["_dose"] = str(1.0 if default_dose is None else default_dose)
