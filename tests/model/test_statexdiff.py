@@ -242,3 +242,21 @@ def test_perturbation_set_field_registers_and_transfers_unseen_drugs(trained):
     new_index, _, new_mask = decode_perturbation_field(new.obsm["_sxdiff_perturbation_set"])
     assert set(new_index[:5, 0]) == {len(transferred["vocabulary"]) - 1}
     assert new_mask[:5, 0].all()
+
+
+def test_control_partners_are_redrawn_every_epoch(monkeypatch):
+    adata = _data(seed=7)
+    StateXDiff.setup_anndata(adata, **KEYS)
+    model = StateXDiff(adata, **SMALL)
+    draws = []
+    original = sxdiff.train.PairedPerturbationData.train_dataloader
+
+    def spy(self):
+        loader = original(self)
+        draws.append(self.train_set.partners.copy())
+        return loader
+
+    monkeypatch.setattr(sxdiff.train.PairedPerturbationData, "train_dataloader", spy)
+    model.train(max_epochs=3, stage="state", batch_size=64, enable_progress_bar=False)
+    assert len(draws) == 3
+    assert len({d.tobytes() for d in draws}) == 3

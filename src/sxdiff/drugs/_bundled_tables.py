@@ -9,7 +9,7 @@ import pandas as pd
 
 from ._table import DrugTable
 
-__all__ = ["load_bundled_table"]
+__all__ = ["load_bundled_table", "load_bundled_tables"]
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -64,3 +64,12 @@ def _first_smiles_per_name(frame: pd.DataFrame) -> DrugTable:
 def load_bundled_table(source: str) -> DrugTable:
     """One bundled table as a :class:`DrugTable` (``"chemcpa"``, ``"drugcentral"`` or ``"lincs"``)."""
     return _load(source)
+
+
+@cache
+def load_bundled_tables(sources: tuple[str, ...]) -> DrugTable:
+    """The bundled tables merged in order of priority, built once per process (DrugTables are not mutated)."""
+    table = DrugTable()
+    for source in sources:
+        table = table.merge(load_bundled_table(source))
+    return table

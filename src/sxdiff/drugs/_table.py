@@ -264,12 +264,9 @@ class DrugTable:
         >>> "HDAC1" in table["panobinostat"]["targets"]
         True
         """
-        from ._bundled_tables import load_bundled_table
+        from ._bundled_tables import load_bundled_tables
 
-        table = cls()
-        for source in sources:
-            table = table.merge(load_bundled_table(source))
-        return table
+        return load_bundled_tables(tuple(sources))
 
     @classmethod
     def coerce(cls, drug_table: DrugTable | pd.DataFrame | None) -> DrugTable:

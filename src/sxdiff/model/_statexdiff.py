@@ -204,13 +204,12 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
             first = state_epochs if state_epochs is not None else max(1, max_epochs // 3)
             stages = [("state", first), ("diffusion", max(1, max_epochs - first))]
         trainer_kwargs.setdefault("gradient_clip_val", 1.0)
+        trainer_kwargs.setdefault("reload_dataloaders_every_n_epochs", 1)  # new control partners every epoch
         previous = dict(self.history_) if self.history_ else {}
         for name, epochs in stages:
             if name == "diffusion":
                 if pairing == "ot":
-                    data.states = self.get_latent_representation(self.adata)
-                    data.train_set.partners = data.train_set._draw()
-                    data.validation_set.partners = data.validation_set._draw()
+                    data.use_states(self.get_latent_representation(self.adata))
                 self._calibrate_state_scale(data)
                 self.module.ema_denoiser.load_state_dict(self.module.denoiser.state_dict())
                 self.module.ema_updates.zero_()
@@ -281,7 +280,7 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
         """Scale of state changes per dimension, so the diffusion target has unit variance."""
         self.module.eval()
         changes = []
-        for batch in data.train_dataloader():
+        for batch in data.training_pairs():
             batch = {k: v.to(self.device) for k, v in batch.items()}
             out = self.module.inference(batch)
             changes.append((out["state"].z - out["state_control"].z).cpu())

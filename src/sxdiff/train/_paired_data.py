@@ -131,8 +131,21 @@ class PairedPerturbationData(pl.LightningDataModule):
         self.validation_set = _PairDataset(self, np.asarray(validation_cells), seed + 10_000)
         self.n_train, self.n_val = len(train_cells), len(validation_cells)
 
+    def use_states(self, states: np.ndarray) -> None:
+        """Pair by minibatch optimal transport on these cell states from now on (redraws both sets)."""
+        self.states = states
+        self.train_set.partners = self.train_set._draw()
+        self.validation_set.partners = self.validation_set._draw()
+
+    def training_pairs(self):
+        """The current training pairs in order, without shuffling or redrawing (e.g. for statistics)."""
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=False, collate_fn=self.train_set.collate)
+
     def train_dataloader(self) -> DataLoader:
-        """Shuffled pairs; controls are redrawn at the start of every epoch after the first."""
+        """Shuffled pairs; controls are redrawn each time it is called after the first.
+
+        The trainer calls it every epoch when ``reload_dataloaders_every_n_epochs=1`` (StateXDiff sets it).
+        """
         if getattr(self, "_train_loaders", 0):
             self.train_set.next_epoch()
         self._train_loaders = getattr(self, "_train_loaders", 0) + 1
