@@ -117,7 +117,6 @@ class ProteinTranslator(UnsupervisedTrainingMixin, BaseModelClass):
         super().__init__(adata, registry)
         if adata is not None:
             rna = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-            protein = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
             reference_genes = self._reference_gene_names(adata)
             protein_names = [str(p) for p in self._protein_var_names(adata)]
             logged = log_normalize(rna)
@@ -126,7 +125,6 @@ class ProteinTranslator(UnsupervisedTrainingMixin, BaseModelClass):
             coding = {g for p in protein_names for g in coding_genes(p, reference_genes)}
             chosen = sorted(set(order.tolist()) | {reference_genes.index(g) for g in coding})
             gene_names = [reference_genes[i] for i in chosen]
-            self._check_reference_protein(protein, protein_names)
         if gene_names is None or protein_names is None:
             raise ValueError("ProteinTranslator needs a registered reference MuData (see `setup_mudata`).")
         self.gene_names_ = [str(g) for g in gene_names]
@@ -227,11 +225,6 @@ class ProteinTranslator(UnsupervisedTrainingMixin, BaseModelClass):
     def _gene_index(self, mdata: MuData) -> list[int]:
         position = {g: i for i, g in enumerate(self._reference_gene_names(mdata))}
         return [position[g] for g in self.gene_names_]
-
-    @staticmethod
-    def _check_reference_protein(protein, names: list[str]) -> None:
-        if len(names) == 0:
-            raise ValueError("The protein modality of the reference has no features.")
 
     # ---------------------------------------------------------------------------------- training
     def train(

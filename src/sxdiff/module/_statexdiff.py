@@ -196,8 +196,8 @@ class StateXDiffModule(BaseModuleClass):
             return v_loss, torch.zeros((), device=x0.device)
         # mismatched pairs: drug tokens of the next cell with a different perturbation set
         shift = torch.roll(torch.arange(n, device=x0.device), 1)
-        signature = (tensors["drug_index"] * tensors["drug_mask"]).sum(dim=1) * 1000 + tensors["drug_mask"].sum(dim=1)
-        different = (signature != signature[shift]) & ~drop
+        members = torch.where(tensors["drug_mask"], tensors["drug_index"], -1).sort(dim=1).values  # order-free sets
+        different = (members != members[shift]).any(dim=1) & ~drop
         if not different.any():
             return v_loss, torch.zeros((), device=x0.device)
         mismatched = Condition(
