@@ -11,7 +11,6 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 
 __all__ = [
     "encode_perturbation_sets",
@@ -261,8 +260,3 @@ def encode_perturbation_sets(
             dose_values[row, col] = d
             mask[row, col] = True
     return indices, dose_values, mask
-
-
-def perturbation_set_labels(perturbation_sets: Sequence[tuple[str, ...]], delimiter: str = "+") -> pd.Index:
-    """Order-free canonical labels (members sorted) used to compare combinations."""
-    return pd.Index([delimiter.join(sorted(s)) for s in perturbation_sets])

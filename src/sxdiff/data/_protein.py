@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -170,9 +170,3 @@ def clr(counts, axis: int = 1) -> np.ndarray:
     dense = counts.toarray() if sp.issparse(counts) else np.asarray(counts, dtype=np.float64)
     logged = np.log1p(dense.astype(np.float64))
     return (logged - logged.mean(axis=axis, keepdims=True)).astype(np.float32)
-
-
-def protein_gene_map(proteins: Sequence[str], available: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Coding genes of each protein among the available genes."""
-    available = list(available)
-    return {p: coding_genes(p, available) for p in proteins}

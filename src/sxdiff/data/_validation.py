@@ -6,7 +6,6 @@ Validation only reads: the user's object is never modified, whatever the outcome
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -282,9 +281,3 @@ def _warn_batches_without_controls(
             batch_key,
             list(missing.index[:3]),
         )
-
-
-def unknown_values(requested: Sequence[object], present: Sequence[object]) -> list[object]:
-    """Requested values that are not present (order kept)."""
-    present_set = set(present)
-    return [v for v in requested if v not in present_set]
