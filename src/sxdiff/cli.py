@@ -42,34 +42,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _demo_model(out: Path, epochs: int, seed: int):
     """Train StateXDiff on the glioblastoma fold without PW034; score and plot it beside the baselines."""
-    import matplotlib
+    from sxdiff.benchmark import compare_on_fold
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    from sxdiff.benchmark import TASKS, predict_fold, predict_fold_statexdiff
-    from sxdiff.metrics import evaluate
-    from sxdiff.pl import delta_scatter
-
-    task = TASKS["glioblastoma_unseen_patient"]
-    fold = next(f for f in task.folds(seed=seed) if f.holdout == [DEMO_PATIENT])
-    results = {method: predict_fold(task, fold, method)[0] for method in ("control", "mean_shift")}
-    results["StateXDiff"] = predict_fold_statexdiff(task, fold, epochs=epochs, seed=seed)[0]
-    scores = {}
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.5), sharex=True, sharey=True)
-    for ax, (method, (_, pred, truth, source)) in zip(axes, results.items(), strict=True):
-        scores[method] = evaluate(pred, truth, source, dose_key=task.dose_key, context_key=task.context_key).set_index(
-            "metric"
-        )["value"]
-        delta_scatter(pred, truth, source, ax=ax, show=False)
-        ax.set_title(f"{method}: {ax.get_title()}")
-    fig.suptitle(f"Unseen patient {DEMO_PATIENT}, panobinostat 0.2 uM (glioblastoma slices)")
-    fig.tight_layout()
     path = out / f"demo_glioblastoma_{DEMO_PATIENT}.png"
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return pd.DataFrame(scores), path
+    scores, _ = compare_on_fold("glioblastoma_unseen_patient", (DEMO_PATIENT,), epochs=epochs, seed=seed, figure=path)
+    return scores, path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
