@@ -18,6 +18,7 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 from sxdiff.data._expression import check_finite, detect_expression_scale, log_normalize
 from sxdiff.data._protein import clr, coding_genes, is_isotype_control
 from sxdiff.module._protein_translator import ProteinTranslatorModule
+from ._safe_io import SafeSaveLoadMixin
 
 __all__ = ["MIN_GENE_FRACTION", "ProteinTranslator"]
 
@@ -67,7 +68,7 @@ def _validate_reference(mdata: MuData, modalities: dict[str, str], protein_layer
         )
 
 
-class ProteinTranslator(UnsupervisedTrainingMixin, BaseModelClass):
+class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """Translate RNA into CLR-normalised protein levels, with a reliability per protein.
 
     Trained on a paired CITE-seq reference (RNA counts + antibody counts). The regression input is
