@@ -20,9 +20,10 @@ def compare_on_fold(
     task_name: str = "glioblastoma_unseen_patient",
     holdout: tuple[str, ...] = ("PW034",),
     *,
-    epochs: int = 60,
+    epochs: int | None = None,
     seed: int = 0,
     figure: str | Path | None = None,
+    train_kwargs: dict | None = None,
     **model_kwargs,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Score control, mean shift and StateXDiff on one fold; optionally draw predicted vs true changes.
@@ -36,7 +37,9 @@ def compare_on_fold(
     fold = next(f for f in task.folds(seed=seed) if f.holdout == list(holdout))
     results = {method: predict_fold(task, fold, method)[0] for method in ("control", "mean_shift")}
     start = time.perf_counter()
-    results["StateXDiff"] = predict_fold_statexdiff(task, fold, epochs=epochs, seed=seed, **model_kwargs)[0]
+    results["StateXDiff"] = predict_fold_statexdiff(
+        task, fold, epochs=epochs, seed=seed, train_kwargs=train_kwargs, **model_kwargs
+    )[0]
     seconds = {"StateXDiff (train + predict)": time.perf_counter() - start}
     scores = {
         method: evaluate(pred, truth, source, dose_key=task.dose_key, context_key=task.context_key).set_index("metric")[

@@ -18,7 +18,14 @@ def _log_normalise(adata: AnnData) -> AnnData:
 
 
 def predict_fold_statexdiff(
-    task: Task, fold: Fold, *, epochs: int = 60, seed: int = 0, n_steps: int = 50, **model_kwargs
+    task: Task,
+    fold: Fold,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    n_steps: int = 50,
+    train_kwargs: dict | None = None,
+    **model_kwargs,
 ) -> list[tuple[str, AnnData, AnnData, AnnData]]:
     """Train StateXDiff on the fold's training cells and predict its test conditions in each test context.
 
@@ -46,7 +53,9 @@ def predict_fold_statexdiff(
     sxdiff.model.StateXDiff.setup_anndata(adata, **keys, layer="counts" if has_counts else None)
     torch.manual_seed(seed)
     model = sxdiff.model.StateXDiff(adata, **model_kwargs)
-    model.train(max_epochs=epochs, split_key="sxdiff_split", seed=seed, enable_progress_bar=False)
+    model.train(
+        max_epochs=epochs, split_key="sxdiff_split", seed=seed, enable_progress_bar=False, **(train_kwargs or {})
+    )
     split = adata.obs["sxdiff_split"].astype(str)
     test = fold.adata[(split == "test").to_numpy()]
     context = adata.obs[task.context_key].astype(str)

@@ -82,6 +82,11 @@ def detect_expression_scale(matrix, *, max_entries: int = 2_000_000) -> Expressi
     non-negative, at most 30 and include zeros (log of sparse counts), ``"normal"`` otherwise (e.g.
     z-scores, or L1000 log2 intensities, which have no zeros).
 
+    Raises
+    ------
+    ValueError
+        Integer values of which a few (under 1 %) are negative: corrupted counts, not real values.
+
     Examples
     --------
     >>> import numpy as np
@@ -94,6 +99,13 @@ def detect_expression_scale(matrix, *, max_entries: int = 2_000_000) -> Expressi
     if values.size == 0:
         return "counts"
     if values.min() < 0:
+        negative = values < 0
+        if np.all(np.mod(values, 1) == 0) and negative.mean() < 0.01:
+            raise ValueError(
+                f"The values look like counts (all integers) but {int(negative.sum())} are negative (e.g. "
+                f"{values[negative][:5].tolist()}); counts cannot be negative. Fix the matrix, or pass "
+                "`expression_scale='normal'` if these are not counts."
+            )
         return "normal"
     if np.all(np.mod(values, 1) == 0):
         return "counts"

@@ -82,6 +82,19 @@ def resolve_obs_column(data, key: str) -> pd.Series:
     )
 
 
+def check_control_spacing(labels: pd.Series, control_value: str, key: str) -> None:
+    """Refuse labels that equal ``control_value`` up to surrounding spaces when ``control_value`` is absent.
+
+    Without this, ``"control "`` would silently become a perturbation named ``"control "``.
+    """
+    values = labels.astype(str)
+    if (values == control_value).any():
+        return
+    stripped = [v for v in pd.unique(values) if v != control_value and v.strip() == control_value.strip()]
+    if stripped:
+        _check_control_value(labels, control_value, key)
+
+
 def _check_control_value(labels: pd.Series, control_value: str, key: str) -> None:
     values = labels.astype(str)
     if (values == control_value).any():
@@ -105,7 +118,12 @@ def _check_expression(adata: AnnData, layer: str | None, expression_scale: str) 
     matrix = get_expression(adata, layer)
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     check_finite(matrix, where=where)
-    detected = detect_expression_scale(matrix)
+    if expression_scale == "normal":
+        return "normal"
+    try:
+        detected = detect_expression_scale(matrix)
+    except ValueError as error:  # integer values with a few negatives: name the matrix
+        raise ValueError(f"{where}: {error}") from None
     if expression_scale == "auto":
         logger.info("Expression values in %s look like %s.", where, detected)
         return detected

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from sxdiff.data._expression import get_expression, mean_expression
+from sxdiff.data._expression import check_finite, get_expression, mean_expression
 from sxdiff.data._validation import resolve_obs_column
 
 from ._delta_metrics import mse_delta, pearson_delta
@@ -68,7 +68,7 @@ def evaluate(
     Raises
     ------
     ValueError
-        When the genes of the objects differ or no condition is shared.
+        When the genes of the objects differ, values are NaN/inf, or no condition is shared.
 
     Examples
     --------
@@ -98,6 +98,8 @@ def evaluate(
     X_pred = get_expression(adata_pred, layer)
     X_true = get_expression(adata_true, layer)
     X_ctrl = get_expression(adata_control, layer)
+    for name, matrix in (("adata_pred", X_pred), ("adata_true", X_true), ("adata_control", X_ctrl)):
+        check_finite(matrix, where=f"{name}.{'X' if layer is None else f'layers[{layer!r}]'}")
     records = []
     pairs = pd.DataFrame({"context": true_ctx, "condition": true_conditions.to_numpy()}).drop_duplicates()
     for context, condition in pairs.itertuples(index=False):

@@ -18,6 +18,7 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 from sxdiff.data._expression import check_finite, detect_expression_scale, log_normalize
 from sxdiff.data._protein import clr, coding_genes, is_isotype_control
 from sxdiff.module._protein_translator import ProteinTranslatorModule
+
 from ._safe_io import SafeSaveLoadMixin
 
 __all__ = ["MIN_GENE_FRACTION", "ProteinTranslator"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -19,6 +21,7 @@ from sxdiff.drugs._features import DrugFeatures
 from sxdiff.module._statexdiff import Stage, StateXDiffModule
 from sxdiff.train import PairedPerturbationData, StateXDiffTrainingPlan
 
+from ._safe_io import SafeSaveLoadMixin
 from ._statexdiff_predict import StateXDiffPredictMixin
 from ._statexdiff_setup import PERTURBATION_KEY, StateXDiffSetupMixin
 
@@ -26,8 +29,10 @@ __all__ = ["StateXDiff"]
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_STEPS = 2000
 
-class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
+
+class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
     """Predict single-cell responses to perturbations in unseen contexts, drugs and combinations.
 
     Stage 1 learns a Virtual Multimodal Cell State (:class:`~sxdiff.module.VMCS`) from RNA and protein
@@ -49,6 +54,10 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
         Size of the diffusion Transformer.
     cfg_dropout, min_snr_gamma, ema_decay
         Classifier-free-guidance drop rate, min-SNR weighting (``None`` disables), EMA decay.
+    shift_head
+        Learn the expected change ``E[x0 | drugs, source state]`` with a deterministic head (MSE) and let the
+        diffusion model the cell-level residual around it (``False``: the diffusion models the whole change,
+        as in the paper).
     drug_features, protein_names, protein_reliability
         Filled by the model itself (recorded so that a saved model loads without the training data).
 
@@ -76,13 +85,14 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
         drug_template: Literal["both", "structure", "targets"] = "both",
         denoiser: Literal["dit", "mlp"] = "dit",
         d_model: int = 128,
-        n_blocks: int = 4,
+        n_blocks: int = 2,
         n_heads: int = 4,
-        n_chunks: int = 8,
+        n_chunks: int = 4,
         triplet_weight: float = 0.1,
         cfg_dropout: float = 0.1,
         min_snr_gamma: float | None = 5.0,
         ema_decay: float = 0.999,
+        shift_head: bool = True,
         drug_features: dict | None = None,
         protein_names: list[str] | None = None,
         protein_reliability: list[float] | None = None,
@@ -126,6 +136,7 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
             cfg_dropout=cfg_dropout,
             min_snr_gamma=min_snr_gamma,
             ema_decay=ema_decay,
+            shift_head=shift_head,
         )
         self._install_drug_features(features)
         if len(self.protein_names_):
@@ -151,11 +162,11 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
     # ------------------------------------------------------------------------------------------ training
     def train(
         self,
-        max_epochs: int = 100,
+        max_epochs: int | None = None,
         *,
         stage: Stage = "all",
         state_epochs: int | None = None,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-6,
         split_key: str | None = None,
@@ -163,6 +174,7 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
         early_stopping: bool = False,
         pairing: Literal["ot", "random"] = "ot",
         seed: int = 0,
+        checkpoint_dir: str | os.PathLike | None = None,
         accelerator: str = "auto",
         devices: int | str = "auto",
         **trainer_kwargs,
@@ -172,13 +184,17 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
         Parameters
         ----------
         max_epochs
-            Total epochs; with ``stage="all"``, ``state_epochs`` go to stage 1 and the rest to stage 2.
+            Total epochs; with ``stage="all"``, ``state_epochs`` go to stage 1 and the rest to stage 2. Default:
+            enough epochs for about ``DEFAULT_STEPS`` (2,000) gradient steps, between 20 and 400 epochs (the
+            bundled datasets train in 1-4 minutes on 2 CPU cores).
         stage
             ``"state"``, ``"diffusion"`` (stage 1 frozen) or ``"all"``.
         state_epochs
-            Epochs of stage 1 within ``"all"`` (default: a third of ``max_epochs``).
+            Epochs of stage 1 within ``"all"`` (default: 60 % of ``max_epochs``: the diffusion can only be as good
+            as the states it diffuses, and the autoencoder needs the longer training).
         batch_size, lr, weight_decay
-            Minibatch size (pairs of perturbed and control cells) and Adam settings.
+            Minibatch size (pairs of perturbed and control cells; default ``min(256, max(32, n_train // 8))`` so that
+            small datasets still get several steps per epoch) and Adam settings.
         split_key
             ``obs`` column from :func:`sxdiff.pp.ood_split`: ``"train"`` cells train, ``"validation"`` cells
             validate (early stopping), ``"test"`` cells are never seen. Without it, a random
@@ -189,7 +205,13 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
             How the diffusion stage pairs perturbed cells with controls of their context: ``"ot"`` (minibatch
             optimal transport on the stage-1 states, the default) or ``"random"``.
         seed
-            Seed of initial draws, shuffling and control matching.
+            Seed of shuffling, control matching, noise and dropout (re-seeded every epoch): on CPU the same seed
+            gives the same weights. Seed the initial weights with ``torch.manual_seed`` before creating the model.
+        checkpoint_dir
+            Write a checkpoint after every epoch (``<checkpoint_dir>/<stage>/last.ckpt``) and, when checkpoints
+            are already there, resume from them: an interrupted ``train`` called again with the same arguments
+            continues where it stopped and ends in the same state as an uninterrupted run. Checkpoints are
+            Lightning files for your own runs; share trained models with :meth:`save`, not checkpoints.
         accelerator, devices, **trainer_kwargs
             Passed to the Lightning trainer (e.g. ``strategy="ddp"``, ``precision="bf16-mixed"``).
         """
@@ -198,15 +220,24 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
         import lightning.pytorch as pl
 
         pl.seed_everything(seed, verbose=False)
+        if batch_size is None:
+            batch_size = int(np.clip(self._n_training_cells(split_key) // 8, 32, 256))
         data = self._paired_data(split_key, validation_fraction, batch_size, seed)
+        if max_epochs is None:
+            steps_per_epoch = max(1, data.n_train // batch_size)
+            max_epochs = int(np.clip(round(DEFAULT_STEPS / steps_per_epoch), 20, 400))
+            logger.info("Training for %d epochs (about %d gradient steps).", max_epochs, DEFAULT_STEPS)
         stages = [("state", max_epochs)] if stage == "state" else [("diffusion", max_epochs)]
         if stage == "all":
-            first = state_epochs if state_epochs is not None else max(1, max_epochs // 3)
+            first = state_epochs if state_epochs is not None else max(1, round(0.6 * max_epochs))
             stages = [("state", first), ("diffusion", max(1, max_epochs - first))]
         trainer_kwargs.setdefault("gradient_clip_val", 1.0)
         trainer_kwargs.setdefault("reload_dataloaders_every_n_epochs", 1)  # new control partners every epoch
         previous = dict(self.history_) if self.history_ else {}
         for name, epochs in stages:
+            stage_kwargs = dict(trainer_kwargs)
+            if checkpoint_dir is not None:
+                stage_kwargs.update(_checkpointing(Path(checkpoint_dir) / name, stage_kwargs))
             if name == "diffusion":
                 if pairing == "ot":
                     data.use_states(self.get_latent_representation(self.adata))
@@ -214,7 +245,13 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
                 self.module.ema_denoiser.load_state_dict(self.module.denoiser.state_dict())
                 self.module.ema_updates.zero_()
             self.module.stage = name
-            plan = StateXDiffTrainingPlan(self.module, lr=lr, weight_decay=weight_decay)
+            plan = StateXDiffTrainingPlan(
+                self.module,
+                seed=seed,
+                checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
+                lr=lr,
+                weight_decay=weight_decay,
+            )
             runner = TrainRunner(
                 self,
                 training_plan=plan,
@@ -224,7 +261,7 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
                 devices=devices,
                 early_stopping=early_stopping,
                 check_val_every_n_epoch=1,
-                **trainer_kwargs,
+                **stage_kwargs,
             )
             self.is_trained_ = False  # scvi-tools would otherwise keep only the first stage's metric names
             runner()
@@ -232,6 +269,13 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
         self.history_ = previous
         self.module.eval()
         self.is_trained_ = True
+
+    def _n_training_cells(self, split_key: str | None) -> int:
+        perturbed = ~self._parse(self.adata).is_control
+        if split_key is None:
+            return int(perturbed.sum())
+        split = resolve_obs_column(self.adata, split_key).astype(str).to_numpy()
+        return int((perturbed & (split == "train")).sum())
 
     def _paired_data(self, split_key, validation_fraction, batch_size, seed) -> PairedPerturbationData:
         adata, manager = self.adata, self.adata_manager
@@ -289,6 +333,21 @@ class StateXDiff(StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
         self.module.train()
 
     # ------------------------------------------------------------------------------------------ prediction
+
+
+def _checkpointing(directory: Path, trainer_kwargs: dict) -> dict:
+    """Trainer arguments that write ``last.ckpt`` every epoch into ``directory`` and resume from it."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    checkpoint = ModelCheckpoint(
+        dirpath=directory, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False
+    )
+    last = directory / "last.ckpt"
+    out = {"callbacks": [*trainer_kwargs.get("callbacks", []), checkpoint], "enable_checkpointing": True}
+    if last.exists():
+        logger.info("Resuming from %s", last)
+        out["ckpt_path"] = str(last)
+    return out
 
 
 def _merge_history(history: dict, stage_history: dict, stage: str) -> dict:

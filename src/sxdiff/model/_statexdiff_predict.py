@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Literal
 
@@ -20,6 +21,7 @@ from sxdiff.drugs._features import DrugFeatures
 from sxdiff.drugs._table import DrugTable
 
 from ._conditions import conditions_frame
+from ._prediction_store import PredictionStore
 
 __all__ = ["StateXDiffPredictMixin"]
 
@@ -50,7 +52,7 @@ class StateXDiffPredictMixin:
             logger.info("Featurised %d perturbation(s) unseen in training: %s", len(missing), missing[:10])
         return features
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(
         self,
         adata_control: AnnData,
@@ -64,6 +66,7 @@ class StateXDiffPredictMixin:
         decode: Literal["residual", "direct"] = "residual",
         drug_table: DrugTable | pd.DataFrame | None = None,
         allow_non_control: bool = False,
+        out_path: str | os.PathLike | None = None,
     ) -> AnnData:
         """Predict each condition for each source cell; returns a new AnnData of predicted cells.
 
@@ -92,6 +95,10 @@ class StateXDiffPredictMixin:
             Descriptions of unseen drugs (DrugTable or DataFrame with ``drug``, ``smiles``, ``targets``, ``action``).
         allow_non_control
             Accept sources that are not control cells.
+        out_path
+            Write the predicted cells to this new ``.h5ad`` file batch by batch and return it opened with
+            ``backed="r"``: memory stays at one batch however many cells are asked for. Without it, the result
+            is allocated once in memory at its final size.
 
         Returns
         -------
@@ -128,49 +135,69 @@ class StateXDiffPredictMixin:
         )
         generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
         self.module.eval()
-        blocks, states, proteins, obs_rows = [], [], [], []
         n = adata_control.n_obs
-        for c in range(len(frame)):
-            for sample in range(n_samples_per_cell):
-                for start in range(0, n, batch_size):
-                    stop = min(start + batch_size, n)
-                    rows = stop - start
-                    xb = torch.as_tensor(x[start:stop], device=self.device)
-                    pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
-                    di = torch.as_tensor(np.repeat(index[c : c + 1], rows, 0), device=self.device)
-                    dd = torch.as_tensor(np.repeat(dose_values[c : c + 1], rows, 0), device=self.device)
-                    dm = torch.as_tensor(np.repeat(mask[c : c + 1], rows, 0), device=self.device)
-                    out = self.module.sample(
-                        xb, pb, di, dd, dm, n_steps=n_steps, guidance_scale=guidance_scale, generator=generator
-                    )
-                    blocks.append(self._decode(out, xb, pb, decode).cpu().numpy())
-                    states.append(out["z"].cpu().numpy())
-                    if "protein" in out:
-                        proteins.append(out["protein"].cpu().numpy())
-                obs = frame.iloc[[c] * n].drop(columns=["_dose"]).reset_index(drop=True)
-                obs["source_cell"] = adata_control.obs_names.to_numpy()
-                if args["context_key"]:
-                    obs[args["context_key"]] = contexts
-                obs["sample"] = sample
-                obs_rows.append(obs)
+        n_protein = len(self.protein_names_) if self.module.use_protein else 0
+        store = PredictionStore(
+            len(frame) * n_samples_per_cell * n, len(self.gene_names_), self.module.n_state, n_protein, out_path
+        )
+        obs_rows, row = [], 0
+        try:
+            for c in range(len(frame)):
+                for sample in range(n_samples_per_cell):
+                    for start in range(0, n, batch_size):
+                        stop = min(start + batch_size, n)
+                        rows = stop - start
+                        xb = torch.as_tensor(x[start:stop], device=self.device)
+                        pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
+                        di = torch.as_tensor(np.repeat(index[c : c + 1], rows, 0), device=self.device)
+                        dd = torch.as_tensor(np.repeat(dose_values[c : c + 1], rows, 0), device=self.device)
+                        dm = torch.as_tensor(np.repeat(mask[c : c + 1], rows, 0), device=self.device)
+                        out = self.module.sample(
+                            xb, pb, di, dd, dm, n_steps=n_steps, guidance_scale=guidance_scale, generator=generator
+                        )
+                        store.write(
+                            row,
+                            self._decode(out, xb, pb, decode).cpu().numpy(),
+                            out["z"].cpu().numpy(),
+                            out["protein"].cpu().numpy() if "protein" in out else None,
+                        )
+                        row += rows
+                    obs = frame.iloc[[c] * n].drop(columns=["_dose"]).reset_index(drop=True)
+                    obs["source_cell"] = adata_control.obs_names.to_numpy()
+                    if args["context_key"]:
+                        obs[args["context_key"]] = contexts
+                    obs["sample"] = sample
+                    obs_rows.append(obs)
+        except BaseException:
+            store.abort()
+            raise
         obs = pd.concat(obs_rows, ignore_index=True)
         obs.index = [f"pred_{i}" for i in range(len(obs))]
-        result = AnnData(np.vstack(blocks).astype(np.float32), obs=obs, var=pd.DataFrame(index=list(self.gene_names_)))
-        result.obsm["X_sxdiff"] = np.vstack(states)
-        if proteins:
-            result.obsm["sxdiff_protein"] = np.vstack(proteins)
-            result.uns["sxdiff_protein"] = {"names": list(self.protein_names_)}
-        return result
+        uns = {"sxdiff_protein": {"names": list(self.protein_names_)}} if n_protein else {}
+        return store.finish(obs, pd.DataFrame(index=list(self.gene_names_)), uns)
 
     def _decode(self, out: dict, x: torch.Tensor, protein, decode: str) -> torch.Tensor:
+        """Predicted expression on the training scale.
+
+        ``"residual"``: the source's own expression plus the predicted change, added on the log scale
+        (``log1p`` per 10,000 for counts; counts are returned at the source's library size);
+        ``"direct"``: the decoded predicted state plus the gene-space correction.
+        """
+        module = self.module
+        counts = module.vmcs.gene_likelihood == "nb"
         if decode == "direct":
-            return out["expression"]
+            if not counts:
+                return out["expression"] + out["gene_correction"]
+            library = x.sum(dim=1, keepdim=True).clamp_min(1.0)
+            logged = torch.log1p(out["expression"] / library * 1e4) + out["gene_correction"]
+            return torch.expm1(logged).clamp_min(0.0) * library / 1e4
         if decode != "residual":
             raise ValueError(f"decode must be 'residual' or 'direct', not {decode!r}.")
-        library = x.sum(dim=1, keepdim=True).clamp_min(1.0) if self.module.vmcs.gene_likelihood == "nb" else None
-        baseline = self.module.vmcs.decode_rna(out["z_control"], library)
-        predicted = x + out["expression"] - baseline
-        return predicted.clamp_min(0.0) if self.module.vmcs.gene_likelihood == "nb" else predicted
+        logged = module.log_expression(x) + out["log_change"]
+        if not counts:
+            return logged
+        library = x.sum(dim=1, keepdim=True).clamp_min(1.0)
+        return torch.expm1(logged).clamp_min(0.0) * library / 1e4
 
     def _check_genes(self, adata: AnnData) -> None:
         expected = list(self.gene_names_)

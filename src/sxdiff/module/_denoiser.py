@@ -176,15 +176,26 @@ class DiTDenoiser(nn.Module):
         summed = (condition.drug_tokens * mask.unsqueeze(-1)).sum(dim=1)
         return summed + self.null_drug * (mask.sum(dim=1, keepdim=True) == 0)
 
+    def prepare(self, condition: Condition, drop_drugs: torch.Tensor | None = None) -> tuple:
+        """What does not depend on ``x_t`` or ``t``: condition tokens, padding, pooled-drug conditioning.
+
+        Sampling computes it once and reuses it at every step (``forward(..., prepared=...)``).
+        """
+        cond, padding = self.condition_tokens(condition, drop_drugs)
+        return cond, padding, self.drug_pool(self._pooled_drugs(condition, drop_drugs))
+
     def forward(
-        self, x_t: torch.Tensor, t: torch.Tensor, condition: Condition, drop_drugs: torch.Tensor | None = None
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        condition: Condition,
+        drop_drugs: torch.Tensor | None = None,
+        prepared: tuple | None = None,
     ) -> torch.Tensor:
         """Predicted ``v``, shape ``(batch, n_state)``; ``drop_drugs`` (bool per row) hides the drug tokens."""
+        cond, padding, drug_c = prepared if prepared is not None else self.prepare(condition, drop_drugs)
         h = self.latent_in(self._chunks(x_t)) + self.latent_position
-        cond, padding = self.condition_tokens(condition, drop_drugs)
-        c = self.time_mlp(timestep_embedding(t, self.d_model)) + self.drug_pool(
-            self._pooled_drugs(condition, drop_drugs)
-        )
+        c = self.time_mlp(timestep_embedding(t, self.d_model)) + drug_c
         for block in self.blocks:
             h, cond = block(h, cond, padding, c)
         shift, scale = self.final_modulation(c).chunk(2, dim=-1)
@@ -208,8 +219,17 @@ class MLPDenoiser(nn.Module):
             nn.Linear(n_hidden, n_state),
         )
 
+    def prepare(self, condition: Condition, drop_drugs: torch.Tensor | None = None) -> None:
+        """Nothing to precompute (the interface of :meth:`DiTDenoiser.prepare`)."""
+        return None
+
     def forward(
-        self, x_t: torch.Tensor, t: torch.Tensor, condition: Condition, drop_drugs: torch.Tensor | None = None
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        condition: Condition,
+        drop_drugs: torch.Tensor | None = None,
+        prepared: None = None,
     ) -> torch.Tensor:
         """Predicted ``v``."""
         mask = condition.drug_mask

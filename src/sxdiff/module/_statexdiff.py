@@ -23,7 +23,7 @@ from sxdiff.diffusion import CosineSchedule, ddim_sample, guided_v, min_snr_weig
 
 from ._denoiser import Condition, DiTDenoiser, MLPDenoiser
 from ._drug_encoder import DrugEncoder, DrugTemplate
-from ._vmcs import VMCS
+from ._vmcs import VMCS, mlp
 
 __all__ = ["Stage", "StateXDiffModule"]
 
@@ -53,15 +53,16 @@ class StateXDiffModule(BaseModuleClass):
         drug_template: DrugTemplate = "both",
         denoiser: Literal["dit", "mlp"] = "dit",
         d_model: int = 128,
-        n_blocks: int = 4,
+        n_blocks: int = 2,
         n_heads: int = 4,
-        n_chunks: int = 8,
+        n_chunks: int = 4,
         n_diffusion_steps: int = 1000,
         cfg_dropout: float = 0.1,
         triplet_weight: float = 0.1,
         triplet_margin: float = 0.1,
         min_snr_gamma: float | None = 5.0,
         ema_decay: float = 0.999,
+        shift_head: bool = True,
         stage: Stage = "all",
     ) -> None:
         super().__init__()
@@ -93,6 +94,10 @@ class StateXDiffModule(BaseModuleClass):
         self.ema_denoiser = denoiser_cls(self.n_state, n_proteins if use_protein else 0, d_model=d_model, **kwargs)
         self.ema_denoiser.load_state_dict(self.denoiser.state_dict())
         self.ema_denoiser.requires_grad_(False)
+        # expected latent change E[x0 | drugs]; the diffusion models the residual around it
+        self.shift_head = mlp(d_model, n_hidden, self.n_state, 2, 0.0) if shift_head else None
+        # per-drug gene-space change that the decoded latent change misses (summed over a combination)
+        self.gene_head = mlp(d_model, n_hidden, n_genes, 1, 0.0) if shift_head else None
         self.schedule = CosineSchedule(n_diffusion_steps)
         self.cfg_dropout, self.triplet_weight, self.triplet_margin = cfg_dropout, triplet_weight, triplet_margin
         self.min_snr_gamma, self.ema_decay = min_snr_gamma, ema_decay
@@ -114,6 +119,28 @@ class StateXDiffModule(BaseModuleClass):
         tokens = self.drug_encoder(drug_index, drug_dose, drug_mask)
         reliability = self.reliability[: protein_control.shape[1]] if protein_control is not None else None
         return Condition(z_control / self.state_scale, tokens, drug_mask, protein_control, reliability)
+
+    def expected_change(self, condition: Condition) -> torch.Tensor:
+        """Deterministic expected (scaled) change given the drugs and the source state; zeros without the head."""
+        if self.shift_head is None:
+            return torch.zeros_like(condition.control_state)
+        pooled = (condition.drug_tokens * condition.drug_mask.unsqueeze(-1)).sum(dim=1)
+        return self.shift_head(pooled)
+
+    def log_expression(self, x: torch.Tensor) -> torch.Tensor:
+        """Expression on the scale of the metrics: log1p per 10,000 for counts, the values otherwise."""
+        return self.vmcs.normalise_rna(x)
+
+    def decoded_log_expression(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoded mean expression of states ``z`` on the scale of :meth:`log_expression`."""
+        mean = self.vmcs.decode_rna(z)
+        return torch.log1p(mean) if self.vmcs.gene_likelihood == "nb" else mean
+
+    def gene_correction(self, drug_tokens: torch.Tensor, drug_mask: torch.Tensor) -> torch.Tensor:
+        """Gene-space change the latent change misses: a sum over the set's drugs; zeros without the head."""
+        if self.gene_head is None:
+            return torch.zeros(drug_tokens.shape[0], self.vmcs.n_genes, device=drug_tokens.device)
+        return (self.gene_head(drug_tokens) * drug_mask.unsqueeze(-1)).sum(dim=1)
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -167,24 +194,35 @@ class StateXDiffModule(BaseModuleClass):
             total = total + rna + prot + 0.1 * align + decor
             terms.update({"rna": rna, "protein": prot, "alignment": align, "decorrelation": decor})
         if self.stage in ("diffusion", "all"):
-            v_loss, triplet = self._diffusion_losses(tensors, state, state_control)
-            total = total + v_loss + self.triplet_weight * triplet
-            terms.update({"v": v_loss, "triplet": triplet})
+            v_loss, triplet, shift_loss = self._diffusion_losses(tensors, state, state_control)
+            total = total + v_loss + self.triplet_weight * triplet + shift_loss
+            terms.update({"v": v_loss, "triplet": triplet, "shift": shift_loss})
         per_cell = total.expand(n)
+        self.last_loss_terms = {name: value.detach() for name, value in terms.items()}  # for the NaN guard
         return LossOutput(loss=total, reconstruction_loss=per_cell, n_obs_minibatch=n, extra_metrics=terms)
 
-    def _diffusion_losses(self, tensors: dict, state, state_control) -> tuple[torch.Tensor, torch.Tensor]:
+    def _diffusion_losses(self, tensors: dict, state, state_control) -> tuple[torch.Tensor, ...]:
         z, z_control = state.z.detach(), state_control.z.detach()
-        x0 = (z - z_control) / self.state_scale
-        n = x0.shape[0]
-        t = torch.randint(0, self.schedule.n_steps, (n,), device=x0.device)
-        noise = torch.randn_like(x0)
-        x_t = self.schedule.q_sample(x0, t, noise)
-        target = v_target(self.schedule, x0, noise, t)
+        change = (z - z_control) / self.state_scale
+        n = change.shape[0]
         protein_control = self._protein(tensors, "protein_control")
         condition = self.condition(
             z_control, protein_control, tensors["drug_index"], tensors["drug_dose"], tensors["drug_mask"]
         )
+        expected = self.expected_change(condition)
+        zero = torch.zeros((), device=change.device)
+        shift_loss = zero
+        if self.shift_head is not None:
+            with torch.no_grad():
+                observed = self.log_expression(tensors["x"]) - self.log_expression(tensors["x_control"])
+                missed = observed - (self.decoded_log_expression(z) - self.decoded_log_expression(z_control))
+            correction = self.gene_correction(condition.drug_tokens, condition.drug_mask)
+            shift_loss = (expected - change).pow(2).mean() + (correction - missed).pow(2).mean()
+        x0 = change - expected.detach()
+        t = torch.randint(0, self.schedule.n_steps, (n,), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_t = self.schedule.q_sample(x0, t, noise)
+        target = v_target(self.schedule, x0, noise, t)
         drop = torch.rand(n, device=x0.device) < self.cfg_dropout
         v_hat = self.denoiser(x_t, t, condition, drop_drugs=drop)
         squared = (v_hat - target).pow(2).mean(dim=1)
@@ -193,13 +231,13 @@ class StateXDiffModule(BaseModuleClass):
         )
         v_loss = (weights * squared).mean()
         if not self.triplet_weight or n < 2:
-            return v_loss, torch.zeros((), device=x0.device)
+            return v_loss, zero, shift_loss
         # mismatched pairs: drug tokens of the next cell with a different perturbation set
         shift = torch.roll(torch.arange(n, device=x0.device), 1)
         members = torch.where(tensors["drug_mask"], tensors["drug_index"], -1).sort(dim=1).values  # order-free sets
         different = (members != members[shift]).any(dim=1) & ~drop
         if not different.any():
-            return v_loss, torch.zeros((), device=x0.device)
+            return v_loss, zero, shift_loss
         mismatched = Condition(
             condition.control_state,
             condition.drug_tokens[shift],
@@ -212,7 +250,7 @@ class StateXDiffModule(BaseModuleClass):
         cos_mis = nn.functional.cosine_similarity(v_mis, target, dim=1)
         hinge = torch.relu(cos_mis - cos_true + self.triplet_margin)
         triplet = (state.quality.detach() * hinge)[different].mean()
-        return v_loss, triplet
+        return v_loss, triplet, shift_loss
 
     # ------------------------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -237,21 +275,32 @@ class StateXDiffModule(BaseModuleClass):
         n = x_control.shape[0]
         no_drugs = torch.ones(n, dtype=torch.bool, device=x_control.device)
 
+        prepared = denoiser.prepare(condition)
+        unconditional = denoiser.prepare(condition, no_drugs) if guidance_scale != 1.0 else None
+
         def velocity(x_t, t):
-            v = denoiser(x_t, t, condition)
+            v = denoiser(x_t, t, condition, prepared=prepared)
             if guidance_scale == 1.0:
                 return v
-            return guided_v(v, denoiser(x_t, t, condition, drop_drugs=no_drugs), guidance_scale)
+            return guided_v(v, denoiser(x_t, t, condition, no_drugs, prepared=unconditional), guidance_scale)
 
         noise = (
             torch.randn(n, self.n_state, generator=generator, device=x_control.device)
             if generator is not None
             else (torch.randn(n, self.n_state, device=x_control.device))
         )
-        change = ddim_sample(velocity, self.schedule, noise, n_steps=n_steps) * self.state_scale
+        residual = ddim_sample(velocity, self.schedule, noise, n_steps=n_steps)
+        change = (self.expected_change(condition) + residual) * self.state_scale
         z = state_control.z + change
         library = x_control.sum(dim=1, keepdim=True).clamp_min(1.0) if self.vmcs.gene_likelihood == "nb" else None
-        out = {"z": z, "z_control": state_control.z, "expression": self.vmcs.decode_rna(z, library)}
+        correction = self.gene_correction(condition.drug_tokens, drug_mask)
+        out = {
+            "z": z,
+            "z_control": state_control.z,
+            "expression": self.vmcs.decode_rna(z, library),
+            "log_change": self.decoded_log_expression(z) - self.decoded_log_expression(state_control.z) + correction,
+            "gene_correction": correction,
+        }
         if self.use_protein:
             out["protein"] = self.vmcs.decode_protein(z)
         return out

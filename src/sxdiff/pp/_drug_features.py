@@ -11,7 +11,7 @@ import pandas as pd
 from anndata import AnnData
 
 from sxdiff.data._perturbation_sets import parse_perturbations
-from sxdiff.data._validation import resolve_obs_column
+from sxdiff.data._validation import check_control_spacing, resolve_obs_column
 from sxdiff.drugs._features import DrugFeatures
 from sxdiff.drugs._knowledge import read_corum, read_gmt
 from sxdiff.drugs._structure import StructureFeaturizer
@@ -156,6 +156,7 @@ def drug_features(
     labels = resolve_obs_column(adata, drug_key)
     if labels.isna().any():
         raise ValueError(f"Column {drug_key!r} has {int(labels.isna().sum())} missing value(s); label every cell.")
+    check_control_spacing(labels, control_value, drug_key)
     sets = parse_perturbations(labels, control_value=control_value, delimiter=delimiter, column=drug_key)
     names = sorted({m for s in sets for m in s})
     if not names:

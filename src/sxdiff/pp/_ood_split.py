@@ -11,7 +11,7 @@ import pandas as pd
 from anndata import AnnData
 
 from sxdiff.data._perturbation_sets import parse_doses, parse_perturbations
-from sxdiff.data._validation import resolve_obs_column
+from sxdiff.data._validation import check_control_spacing, resolve_obs_column
 
 __all__ = ["SPLIT_LABELS", "SplitKind", "ood_split"]
 
@@ -118,7 +118,10 @@ def ood_split(
     labels = resolve_obs_column(adata, perturbation_key)
     if labels.isna().any():
         raise ValueError(f"Column {perturbation_key!r} has missing values; label every cell first.")
+    check_control_spacing(labels, control_value, perturbation_key)
     sets = parse_perturbations(labels, control_value=control_value, delimiter=delimiter, column=perturbation_key)
+    if dose_key is not None:  # read doses now, so malformed ones fail before anything is written
+        parse_doses(resolve_obs_column(adata, dose_key).tolist(), sets, delimiter=delimiter, column=dose_key)
     is_control = np.array([len(s) == 0 for s in sets])
     if is_control.all():
         raise ValueError(

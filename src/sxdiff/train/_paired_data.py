@@ -5,11 +5,28 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sxdiff.data._control_matcher import ControlMatcher
 
 __all__ = ["PairedPerturbationData", "ot_partners"]
+
+
+class _FixedPermutation(Sampler):
+    """The same random order every time it is iterated (a function of the seed only).
+
+    A DataLoader with ``shuffle=True`` draws its order from a generator whose state depends on how often the
+    trainer iterated it, which differs between a fresh and a resumed run.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed = n, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(np.random.default_rng(self.seed).permutation(self.n).tolist())
 
 
 class _PairDataset(Dataset):
@@ -25,9 +42,11 @@ class _PairDataset(Dataset):
             return self.owner.matcher.sample(self.cells, 1, rng=rng)[:, 0]
         return ot_partners(self.owner, self.cells, rng)
 
-    def next_epoch(self) -> None:
-        self.epoch += 1
-        self.partners = self._draw()
+    def set_epoch(self, epoch: int) -> None:
+        """Partners of this epoch (a function of the seed and the epoch, so a resumed run draws the same)."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.partners = self._draw()
 
     def __len__(self) -> int:
         return len(self.cells)
@@ -142,25 +161,29 @@ class PairedPerturbationData(pl.LightningDataModule):
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=False, collate_fn=self.train_set.collate)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled pairs; controls are redrawn each time it is called after the first.
+        """Shuffled pairs with the controls of the trainer's current epoch (redrawn every epoch).
 
-        The trainer calls it every epoch when ``reload_dataloaders_every_n_epochs=1`` (StateXDiff sets it).
+        The trainer calls it every epoch when ``reload_dataloaders_every_n_epochs=1`` (StateXDiff sets it); the
+        draws depend only on ``(seed, epoch)``, so a run resumed from a checkpoint sees the same pairs.
         """
-        if getattr(self, "_train_loaders", 0):
-            self.train_set.next_epoch()
-        self._train_loaders = getattr(self, "_train_loaders", 0) + 1
-        generator = torch.Generator().manual_seed(self.seed + self._train_loaders)
+        trainer = getattr(self, "trainer", None)
+        epoch = trainer.current_epoch if trainer is not None else 0
+        self.train_set.set_epoch(epoch)
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=_FixedPermutation(len(self.train_set), self.seed + 1 + epoch),
             collate_fn=self.train_set.collate,
-            generator=generator,
+            generator=torch.Generator().manual_seed(self.seed + 1 + epoch),  # or iterating draws from torch's RNG
             drop_last=len(self.train_set) > self.batch_size,
         )
 
     def val_dataloader(self) -> DataLoader:
         """Validation pairs (fixed controls, so validation losses are comparable across epochs)."""
         return DataLoader(
-            self.validation_set, batch_size=self.batch_size, shuffle=False, collate_fn=self.validation_set.collate
+            self.validation_set,
+            batch_size=self.batch_size,
+            shuffle=False,
+            collate_fn=self.validation_set.collate,
+            generator=torch.Generator().manual_seed(self.seed),
         )

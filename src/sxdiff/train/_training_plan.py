@@ -1,19 +1,78 @@
-"""The StateXDiff training plan: scvi-tools' plan plus EMA updates of the denoiser and gradient clipping."""
+"""The StateXDiff training plan: scvi-tools' plan plus EMA updates, per-epoch seeding and a NaN guard."""
 
 from __future__ import annotations
 
+import torch
 from scvi.train import TrainingPlan
 
-__all__ = ["StateXDiffTrainingPlan"]
+__all__ = ["NonFiniteLossError", "StateXDiffTrainingPlan"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite during training."""
 
 
 class StateXDiffTrainingPlan(TrainingPlan):
-    """scvi-tools' training plan, plus an EMA update of the denoiser after each diffusion step.
+    """scvi-tools' training plan, plus what long runs on shared machines need.
+
+    - an EMA update of the denoiser after each diffusion step;
+    - the random number generators are re-seeded at the start of every epoch from ``(seed, stage, epoch)``,
+      so a run resumed from a checkpoint draws the same noise as an uninterrupted one;
+    - every loss term is checked after each step: a NaN or infinite value stops training with a
+      :class:`NonFiniteLossError` naming the epoch, the step, the term and the last good checkpoint.
 
     Optimiser, learning rate, logging and early stopping are scvi-tools'.
+
+    Parameters
+    ----------
+    module
+        The :class:`~sxdiff.module.StateXDiffModule`.
+    seed
+        Base seed of the per-epoch re-seeding.
+    checkpoint_dir
+        Where checkpoints are written (named in the NaN error), or ``None``.
+    **kwargs
+        Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``weight_decay``, ...).
     """
+
+    def __init__(self, module, *, seed: int = 0, checkpoint_dir: str | None = None, **kwargs) -> None:
+        super().__init__(module, **kwargs)
+        self.seed = seed
+        self.checkpoint_dir = checkpoint_dir
+
+    def on_train_epoch_start(self) -> None:
+        """Seed torch from (seed, stage, epoch): identical draws whether or not the run was resumed."""
+        stage = {"state": 1, "diffusion": 2, "all": 3}[self.module.stage]
+        torch.manual_seed(self.seed * 1_000_003 + stage * 10_007 + self.current_epoch)
+
+    def training_step(self, batch, batch_idx):
+        """scvi-tools' step, then the non-finite check of every loss term."""
+        loss = super().training_step(batch, batch_idx)
+        self._check_finite(loss)
+        return loss
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        if torch.isfinite(loss).all():
+            return
+        terms = getattr(self.module, "last_loss_terms", {}) or {}
+        bad = [name for name, value in terms.items() if not torch.isfinite(value).all()] or ["loss"]
+        last = _last_checkpoint(self.checkpoint_dir)
+        raise NonFiniteLossError(
+            f"Loss term(s) {bad} became {loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
+            f"(stage {self.module.stage!r}). Last good checkpoint: {last or 'none (pass `checkpoint_dir=` to train)'}. "
+            "Check the input for extreme values, or lower `lr`."
+        )
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         """Update the exponential moving average of the denoiser."""
         if self.module.stage in ("diffusion", "all"):
             self.module.update_ema()
+
+
+def _last_checkpoint(directory: str | None) -> str | None:
+    from pathlib import Path
+
+    if directory is None:
+        return None
+    found = sorted(Path(directory).glob("*/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    return str(found[-1]) if found else None
