@@ -337,11 +337,9 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
 
 def _checkpointing(directory: Path, trainer_kwargs: dict) -> dict:
     """Trainer arguments that write ``last.ckpt`` every epoch into ``directory`` and resume from it."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from sxdiff.train._checkpoint import ResumeCheckpoint
 
-    checkpoint = ModelCheckpoint(
-        dirpath=directory, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False
-    )
+    checkpoint = ResumeCheckpoint(directory)
     last = directory / "last.ckpt"
     out = {"callbacks": [*trainer_kwargs.get("callbacks", []), checkpoint], "enable_checkpointing": True}
     if last.exists():
