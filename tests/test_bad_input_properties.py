@@ -212,3 +212,117 @@ def test_predict_refuses_genes_in_another_order_and_accepts_sparse_or_categorica
     assert list(on_disk.obs["source_cell"]) == list(dense.obs["source_cell"])
     with pytest.raises(FileExistsError):
         model.predict(sources, conditions, n_steps=2, seed=0, out_path=tmp_path / "pred.h5ad")
+
+
+# ------------------------------------------------------------------ predict and evaluate, property-based
+@pytest.fixture(scope="module")
+def small_model():
+    import torch
+
+    adata = _base()
+    sxdiff.pp.drug_features(adata, drug_key="perturbation", allow_structure_free=True, use_bundled_tables=False)
+    sxdiff.model.StateXDiff.setup_anndata(adata, **KEYS)
+    torch.manual_seed(0)
+    model = sxdiff.model.StateXDiff(adata, n_latent=4, n_hidden=16, d_model=16, n_blocks=1, n_heads=2, n_chunks=2)
+    model.train(max_epochs=2, batch_size=32, enable_progress_bar=False)
+    return adata, model
+
+
+def _sources_nan(s, c):
+    s.X = s.X.toarray().astype(np.float32) if sp.issparse(s.X) else s.X.astype(np.float32)
+    s.X[0, 0] = np.nan
+    return c
+
+
+def _sources_reordered(s, c):
+    s._inplace_subset_var(s.var_names[::-1])
+    return c
+
+
+def _sources_not_controls(s, c):
+    s.obs["perturbation"] = "drug_0"
+    return c
+
+
+def _conditions_missing_dose(s, c):
+    return c.drop(columns=["dose"])
+
+
+def _conditions_word_dose(s, c):
+    return c.assign(dose=["lots"] * len(c))
+
+
+def _conditions_empty_label(s, c):
+    return c.assign(perturbation=[""] * len(c))
+
+
+def _conditions_wrong_combination_doses(s, c):
+    return pd.DataFrame({"perturbation": ["drug_0+drug_1"], "dose": ["1.0+2.0+3.0"]})
+
+
+PREDICT_MALFORMED = {
+    _sources_nan: ("nan",),
+    _sources_reordered: ("genes",),
+    _sources_not_controls: ("non-control",),
+    _conditions_missing_dose: ("dose",),
+    _conditions_word_dose: ("lots", "dose"),
+    _conditions_empty_label: ("perturbation", "empty", "''"),
+    _conditions_wrong_combination_doses: ("1.0+2.0+3.0", "dose"),
+}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(malformed=st.lists(st.sampled_from(list(PREDICT_MALFORMED)), min_size=1, max_size=2, unique=True))
+def test_predict_with_malformed_sources_or_conditions_fails_clearly(small_model, malformed):
+    adata, model = small_model
+    sources = adata[adata.obs["is_control"].to_numpy()][:6].copy()
+    conditions = pd.DataFrame({"perturbation": ["drug_1"], "dose": ["1.0"]})
+    for change in malformed:
+        conditions = change(sources, conditions)
+    before = sources.copy()
+    with pytest.raises(ERRORS) as info:
+        model.predict(sources, conditions, n_steps=2, seed=0)
+    fragments = [f for change in malformed for f in PREDICT_MALFORMED[change]]
+    assert any(f.lower() in str(info.value).lower() for f in fragments), f"{info.value!r} names none of {fragments}"
+    assert_adata_unchanged(before, sources)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    nan_in=st.sampled_from(["none", "pred", "true", "control"]),
+    reorder=st.booleans(),
+    drop_column=st.sampled_from([None, "perturbation", "context"]),
+)
+def test_evaluate_with_malformed_inputs_fails_clearly_and_changes_nothing(nan_in, reorder, drop_column):
+    adata = _base()
+    adata.X = np.log1p(np.asarray(adata.X.toarray() if sp.issparse(adata.X) else adata.X, dtype=np.float32))
+    objects = {
+        "true": adata[~adata.obs["is_control"].to_numpy()].copy(),
+        "control": adata[adata.obs["is_control"].to_numpy()].copy(),
+    }
+    objects["pred"] = objects["true"].copy()
+    if nan_in != "none":
+        objects[nan_in].X[0, 0] = np.nan
+    if reorder:
+        objects["pred"] = objects["pred"][:, objects["pred"].var_names[::-1]].copy()
+    if drop_column:
+        del objects["pred"].obs[drop_column]
+    before = {k: v.copy() for k, v in objects.items()}
+    malformed = nan_in != "none" or reorder or drop_column is not None
+    failure = None
+    try:
+        sxdiff.metrics.evaluate(
+            objects["pred"], objects["true"], objects["control"], dose_key="dose", context_key="context"
+        )
+    except ERRORS as error:
+        failure = error
+    for key in objects:
+        assert_adata_unchanged(before[key], objects[key])
+    if not malformed:
+        assert failure is None
+        return
+    assert failure is not None
+    expected = (
+        (["genes"] if reorder else []) + (["nan"] if nan_in != "none" else []) + ([drop_column] if drop_column else [])
+    )
+    assert any(f in str(failure).lower() for f in expected), f"{failure!r} names none of {expected}"

@@ -14,6 +14,7 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 
+from sxdiff.data._expression import check_finite
 from sxdiff.data._perturbation_sets import encode_perturbation_sets
 from sxdiff.data._protein import clr
 from sxdiff.data._validation import resolve_obs_column
@@ -33,6 +34,28 @@ def drug_table_for(names: Sequence[str], drug_table, perturbation_type: str) -> 
     if perturbation_type != "drug":
         return DrugTable.genetic(names, modality=perturbation_type)
     return DrugTable.coerce(drug_table).merge(DrugTable.bundled())
+
+
+def _condition_doses(members: tuple[str, ...], dose, delimiter: str) -> tuple[float, ...]:
+    """Doses of one condition: one per member, or one shared by all members."""
+    label = delimiter.join(members)
+    try:
+        values = [float(d) for d in str(dose).split(delimiter)]
+    except ValueError:
+        raise ValueError(
+            f"Dose {dose!r} of condition {label!r} is not a number (use numbers, or 'd1{delimiter}d2' for a "
+            "combination)."
+        ) from None
+    if not all(np.isfinite(values)) or any(v < 0 for v in values):
+        raise ValueError(f"Dose {dose!r} of condition {label!r} must be finite and non-negative.")
+    if len(values) == 1:
+        return tuple(values * len(members))
+    if len(values) != len(members):
+        raise ValueError(
+            f"Dose {dose!r} has {len(values)} values but condition {label!r} has {len(members)} member(s); give one "
+            f"dose, or one per member separated by {delimiter!r}."
+        )
+    return tuple(values)
 
 
 class StateXDiffPredictMixin:
@@ -110,10 +133,10 @@ class StateXDiffPredictMixin:
         frame = conditions_frame(conditions, args["perturbation_key"], args["dose_key"], args["default_dose"])
         sets = [tuple(m.strip() for m in str(p).split(args["delimiter"])) for p in frame[args["perturbation_key"]]]
         features = self._ensure_perturbations([m for s in sets for m in s], drug_table)
-        doses = []
-        for members, dose in zip(sets, frame["_dose"], strict=True):
-            values = [float(d) for d in str(dose).split(args["delimiter"])]
-            doses.append(tuple(values * len(members)) if len(values) == 1 else tuple(values))
+        doses = [
+            _condition_doses(members, dose, args["delimiter"])
+            for members, dose in zip(sets, frame["_dose"], strict=True)
+        ]
         index, dose_values, mask = encode_perturbation_sets(sets, doses, features.names)
         labels = (
             resolve_obs_column(adata_control, args["perturbation_key"]).astype(str)
@@ -216,6 +239,7 @@ class StateXDiffPredictMixin:
         layer = args.get("layer", args.get("rna_layer"))
         base = adata.mod[args["modalities"]["rna_layer"]] if isinstance(adata, MuData) else adata
         values = base.X if layer is None else base.layers[layer]
+        check_finite(values, where="the source cells' " + ("X" if layer is None else f"layers[{layer!r}]"))
         return np.asarray(values.toarray() if sp.issparse(values) else values, dtype=np.float32)
 
     def _source_protein(self, adata) -> np.ndarray | None:
