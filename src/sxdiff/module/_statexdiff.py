@@ -162,12 +162,27 @@ class StateXDiffModule(BaseModuleClass):
         return {"tensors": tensors}
 
     def inference(self, tensors: dict) -> dict:
-        """States of the perturbed cells and of their matched controls."""
+        """States of the perturbed cells and of their matched controls.
+
+        In the ``"diffusion"`` stage the VMCS is frozen: states are computed in eval mode (no dropout) and
+        without gradients, exactly as at prediction time and as when ``state_scale`` was calibrated.
+        """
         protein, protein_control = self._protein(tensors, "protein"), self._protein(tensors, "protein_control")
-        return {
-            "state": self.encode(tensors["x"], protein),
-            "state_control": self.encode(tensors["x_control"], protein_control),
-        }
+        if self.stage != "diffusion":
+            return {
+                "state": self.encode(tensors["x"], protein),
+                "state_control": self.encode(tensors["x_control"], protein_control),
+            }
+        training = self.vmcs.training
+        self.vmcs.eval()
+        try:
+            with torch.no_grad():
+                return {
+                    "state": self.encode(tensors["x"], protein),
+                    "state_control": self.encode(tensors["x_control"], protein_control),
+                }
+        finally:
+            self.vmcs.train(training)
 
     def _get_generative_input(self, tensors, inference_outputs, **kwargs) -> dict:
         return {}
