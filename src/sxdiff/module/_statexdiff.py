@@ -279,7 +279,7 @@ class StateXDiffModule(BaseModuleClass):
         drug_dose: torch.Tensor,
         drug_mask: torch.Tensor,
         *,
-        n_steps: int = 50,
+        n_steps: int = 10,
         guidance_scale: float = 1.0,
         generator: torch.Generator | None = None,
         use_ema: bool = True,
