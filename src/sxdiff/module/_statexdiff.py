@@ -230,9 +230,10 @@ class StateXDiffModule(BaseModuleClass):
         zero = torch.zeros((), device=change.device)
         shift_loss = zero
         if self.shift_head is not None:
-            with torch.no_grad():
+            with torch.no_grad():  # what the decoded *expected* latent change misses, so the two add up
                 observed = self.log_expression(tensors["x"]) - self.log_expression(tensors["x_control"])
-                missed = observed - (self.decoded_log_expression(z) - self.decoded_log_expression(z_control))
+                shifted = z_control + expected.detach() * self.state_scale
+                missed = observed - (self.decoded_log_expression(shifted) - self.decoded_log_expression(z_control))
             correction = self.gene_correction(condition.drug_tokens, condition.drug_mask)
             shift_loss = (expected - change).pow(2).mean() + (correction - missed).pow(2).mean()
         x0 = change - expected.detach()

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from anndata import AnnData
 
@@ -58,6 +59,19 @@ def _protein_names(adata) -> list[str] | None:
     return None
 
 
+def _infer_perturbation_type(adata: AnnData, sets) -> str:
+    """The perturbation type recorded in ``obs["perturbation_type"]`` (one value among perturbed cells), or "drug"."""
+    if "perturbation_type" not in adata.obs:
+        return "drug"
+    perturbed = np.array([len(s) > 0 for s in sets])
+    values = pd.unique(adata.obs["perturbation_type"].astype(str).to_numpy()[perturbed])
+    allowed = set(PerturbationType.__args__)  # type: ignore[attr-defined]
+    if len(values) == 1 and values[0] in allowed:
+        logger.info("Perturbation type %r, from obs['perturbation_type'].", values[0])
+        return str(values[0])
+    return "drug"
+
+
 def drug_features(
     adata: AnnData,
     drug_key: str = "perturbation",
@@ -66,7 +80,7 @@ def drug_features(
     drug_table: DrugTable | pd.DataFrame | None = None,
     control_value: str = "control",
     delimiter: str = "+",
-    perturbation_type: PerturbationType = "drug",
+    perturbation_type: PerturbationType | None = None,
     use_bundled_tables: bool = True,
     gene_sets: Mapping[str, Sequence[str]] | str | Path | None = None,
     propagation: float = 0.5,
@@ -109,6 +123,8 @@ def drug_features(
         Separator of combination members.
     perturbation_type
         ``"drug"``, or a genetic modality: ``"CRISPRa"``/``"overexpression"`` (+1), ``"CRISPRi"``/``"knockout"`` (-1).
+        ``None`` (default): the single value of ``obs["perturbation_type"]`` among perturbed cells when the
+        data has that column (the sxdiff schema of the bundled and downloaded datasets), otherwise ``"drug"``.
     use_bundled_tables
         Fill missing SMILES and targets from the bundled tables.
     gene_sets
@@ -161,6 +177,8 @@ def drug_features(
     names = sorted({m for s in sets for m in s})
     if not names:
         raise ValueError(f"Column {drug_key!r} holds only the control value {control_value!r}; nothing to featurise.")
+    if perturbation_type is None:
+        perturbation_type = _infer_perturbation_type(adata, sets)
     sets_for_propagation = _as_gene_sets(gene_sets)
     genes = [str(g) for g in (adata.mod["rna"].var_names if hasattr(adata, "mod") else adata.var_names)]
 
@@ -183,7 +201,15 @@ def drug_features(
         allow_structure_free=allow_structure_free,
     )
     n_without_targets = int((~features.has_targets).sum())
-    if n_without_targets:
+    undescribed = ~features.has_targets & ~features.has_structure
+    if undescribed.all() and len(names) > 1:
+        logger.warning(
+            "None of the %d perturbations has SMILES or targets: they all get the same representation and a model "
+            "cannot tell them apart. Pass `drug_table=` or `smiles_key=`, or `perturbation_type=` for genetic "
+            "perturbations.",
+            len(names),
+        )
+    elif n_without_targets:
         logger.info("%d of %d perturbations have no target in the genes or gene sets.", n_without_targets, len(names))
     state = features.to_dict()
     state["params"] = {
