@@ -161,3 +161,20 @@ def test_annotate_smiles_without_pertpy(monkeypatch, tiny_adata):
     monkeypatch.setitem(sys.modules, "pertpy", None)
     with pytest.raises(ImportError, match=r"pip install 'sxdiff\[pertpy\]'"):
         sxdiff.pp.annotate_smiles(tiny_adata, drug_key="drug")
+
+
+def test_genetic_perturbation_type_is_read_from_obs_and_undescribed_sets_warn(caplog):
+    """The bundled Norman data say CRISPRa in obs['perturbation_type']: every member gets its target gene."""
+    import logging
+
+    adata = sxdiff.datasets.norman_crispra()
+    sxdiff.pp.drug_features(adata, drug_key="perturbation", allow_structure_free=True)
+    features = sxdiff.drugs.DrugFeatures.from_dict(adata.uns["sxdiff_drugs"])
+    assert adata.uns["sxdiff_drugs"]["params"]["perturbation_type"] == "CRISPRa"
+    assert features.has_targets.all() and not features.has_structure.any()
+    assert len({tuple(row) for row in features.template}) == len(features.names)  # all distinct
+    drugs = adata.copy()
+    del drugs.obs["perturbation_type"]
+    with caplog.at_level(logging.WARNING, logger="sxdiff.pp._drug_features"):
+        sxdiff.pp.drug_features(drugs, drug_key="perturbation", allow_structure_free=True, use_bundled_tables=False)
+    assert "cannot tell them apart" in caplog.text
