@@ -171,7 +171,8 @@ def test_genetic_perturbation_type_is_read_from_obs_and_undescribed_sets_warn(ca
     sxdiff.pp.drug_features(adata, drug_key="perturbation", allow_structure_free=True)
     features = sxdiff.drugs.DrugFeatures.from_dict(adata.uns["sxdiff_drugs"])
     assert adata.uns["sxdiff_drugs"]["params"]["perturbation_type"] == "CRISPRa"
-    assert features.has_targets.all() and not features.has_structure.any()
+    assert features.has_targets.all()
+    assert not features.has_structure.any()
     assert len({tuple(row) for row in features.template}) == len(features.names)  # all distinct
     drugs = adata.copy()
     del drugs.obs["perturbation_type"]
