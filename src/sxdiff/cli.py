@@ -30,7 +30,7 @@ def _demo(args: argparse.Namespace) -> int:
         print("Baselines: Pearson of predicted vs true expression changes, mean over held-out conditions:")
         print(wide.to_string())
     if args.epochs is None or args.epochs > 0:
-        model_table, figure = _demo_model(out, args.epochs, args.seed)
+        model_table, figure = _demo_model(out, args.epochs, args.seed, quiet=not args.verbose)
         model_table.to_csv(out / "statexdiff_glioblastoma_PW034.csv")
         with pd.option_context("display.width", 120, "display.float_format", "{:.3f}".format):
             budget = "default epochs" if args.epochs is None else f"{args.epochs} epochs"
@@ -41,9 +41,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_model(out: Path, epochs: int | None, seed: int):
+def _demo_model(out: Path, epochs: int | None, seed: int, quiet: bool = True):
     """Train StateXDiff on the glioblastoma fold without PW034; score and plot it beside the baselines."""
     from sxdiff.benchmark import compare_on_fold
+
+    if quiet:  # importing scvi resets Lightning's log level (scvi.settings.verbosity): silence it afterwards
+        import scvi
+
+        scvi.settings.verbosity = logging.ERROR
+        for name in ("lightning", "lightning.pytorch", "scvi"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
     path = out / f"demo_glioblastoma_{DEMO_PATIENT}.png"
     scores, _ = compare_on_fold("glioblastoma_unseen_patient", (DEMO_PATIENT,), epochs=epochs, seed=seed, figure=path)
