@@ -9,7 +9,6 @@ obtained another way (GEO, scPerturb, pertpy) can be brought into the schema too
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from sxdiff._files import sha256_file
 from sxdiff.data._expression import detect_expression_scale
 
 __all__ = [
@@ -76,14 +76,6 @@ def _default_cache_dir() -> Path:
     return Path(pooch.os_cache("sxdiff"))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch(name: str, cache_dir: str | Path | None = None, known_hash: str | None = "registry") -> Path:
     """Download a public file into the cache (once), verify its checksum and return its path.
 
@@ -109,7 +101,7 @@ def fetch(name: str, cache_dir: str | Path | None = None, known_hash: str | None
         expected = "sha256:" + recorded.read_text().strip()
     path = Path(pooch.retrieve(remote.url, known_hash=expected, fname=remote.fname, path=folder, progressbar=True))
     if expected is None:
-        recorded.write_text(_sha256(path) + "\n")
+        recorded.write_text(sha256_file(path) + "\n")
         logger.info("No published checksum for %s; recorded SHA-256 in %s.", remote.fname, recorded)
     return path
 

@@ -17,7 +17,6 @@ save never leaves a half-written model where a good one was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,7 +29,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "SafeSaveLoadMixin", "from_json", "to_json"]
+from sxdiff._files import sha256_file
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ModelFileError",
+    "SafeSaveLoadMixin",
+    "from_json",
+    "raise_gene_mismatch",
+    "to_json",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -111,14 +120,6 @@ def _hashable(key: Any) -> Any:
     return tuple(key) if isinstance(key, list) else key
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ------------------------------------------------------------------------------------------ the mixin
 class SafeSaveLoadMixin:
     """``save``/``load`` for scvi-tools models without pickle, with checksums and atomic replacement."""
@@ -163,7 +164,7 @@ class SafeSaveLoadMixin:
                 "format_version": FORMAT_VERSION,
                 "sxdiff_version": sxdiff.__version__,
                 "model_class": type(self).__name__,
-                "sha256": {name: _sha256(staging / name) for name in files},
+                "sha256": {name: sha256_file(staging / name) for name in files},
             }
             (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
             _replace(staging, target)
@@ -212,7 +213,7 @@ class SafeSaveLoadMixin:
             raise ModelFileError(f"{path} holds a {manifest.get('model_class')}, not a {cls.__name__}.")
         for name, expected in manifest["sha256"].items():
             file = path / name
-            if not file.exists() or _sha256(file) != expected:
+            if not file.exists() or sha256_file(file) != expected:
                 raise ModelFileError(
                     f"{file} is missing, truncated or modified (its SHA-256 does not match the manifest); the model "
                     "cannot be loaded safely. Copy the whole directory again."
@@ -250,17 +251,19 @@ class SafeSaveLoadMixin:
             for name, names in var_names.items():
                 got = list(map(str, adata.mod[name].var_names)) if name in adata.mod else None
                 if got != list(names):
-                    _raise_gene_mismatch(list(names), got or [], where=f"modality {name!r}")
+                    raise_gene_mismatch(list(names), got or [], where=f"modality {name!r}")
             return
         base = adata.mod["rna"] if hasattr(adata, "mod") and "rna" in adata.mod else adata
         got = list(map(str, base.var_names))
         if got != list(var_names):
-            _raise_gene_mismatch(list(var_names), got, where="var_names")
+            raise_gene_mismatch(list(var_names), got, where="var_names")
 
 
-def _raise_gene_mismatch(expected: list[str], got: list[str], where: str) -> None:
-    missing = [g for g in expected if g not in set(got)][:10]
-    extra = [g for g in got if g not in set(expected)][:10]
+def raise_gene_mismatch(expected: list[str], got: list[str], where: str) -> None:
+    """Raise a ``ValueError`` listing missing and unexpected genes (or saying the order differs)."""
+    have, known = set(got), set(expected)
+    missing = [g for g in expected if g not in have][:10]
+    extra = [g for g in got if g not in known][:10]
     order = "; same genes in another order" if not missing and not extra else ""
     raise ValueError(
         f"The {where} differ from the model's {len(expected)} genes (missing e.g. {missing}; unexpected e.g. "

@@ -23,6 +23,7 @@ from sxdiff.drugs._table import DrugTable
 
 from ._conditions import conditions_frame
 from ._prediction_store import PredictionStore
+from ._safe_io import raise_gene_mismatch
 
 __all__ = ["StateXDiffPredictMixin"]
 
@@ -224,16 +225,10 @@ class StateXDiffPredictMixin:
         return torch.expm1(logged).clamp_min(0.0) * library / 1e4
 
     def _check_genes(self, adata: AnnData) -> None:
-        expected = list(self.gene_names_)
-        genes = list(adata.mod["rna"].var_names if isinstance(adata, MuData) else adata.var_names)
-        if genes != expected:
-            missing = [g for g in expected if g not in set(genes)][:10]
-            extra = [g for g in genes if g not in set(expected)][:10]
-            raise ValueError(
-                f"The genes differ from the model's {len(expected)} genes (missing e.g. {missing}; unexpected e.g. "
-                f"{extra}{'; same genes in another order' if not missing and not extra else ''}). Subset and order "
-                "them: `adata = adata[:, model_genes]` with the training AnnData's var_names."
-            )
+        base = adata.mod["rna"] if isinstance(adata, MuData) else adata
+        genes = [str(g) for g in base.var_names]
+        if genes != list(self.gene_names_):
+            raise_gene_mismatch(list(self.gene_names_), genes, where="genes")
 
     def _source_expression(self, adata) -> np.ndarray:
         args = self.registry_["setup_args"]
