@@ -222,9 +222,8 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         import lightning.pytorch as pl
 
         pl.seed_everything(seed, verbose=False)
-        if batch_size is None:
-            batch_size = int(np.clip(self._n_training_cells(split_key) // 8, 32, 256))
         data = self._paired_data(split_key, validation_fraction, batch_size, seed)
+        batch_size = data.batch_size
         if max_epochs is None:
             steps_per_epoch = max(1, data.n_train // batch_size)
             max_epochs = int(np.clip(round(DEFAULT_STEPS / steps_per_epoch), 20, 400))
@@ -272,14 +271,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         self.module.eval()
         self.is_trained_ = True
 
-    def _n_training_cells(self, split_key: str | None) -> int:
-        perturbed = ~self._parse(self.adata).is_control
-        if split_key is None:
-            return int(perturbed.sum())
-        split = resolve_obs_column(self.adata, split_key).astype(str).to_numpy()
-        return int((perturbed & (split == "train")).sum())
-
-    def _paired_data(self, split_key, validation_fraction, batch_size, seed) -> PairedPerturbationData:
+    def _paired_data(self, split_key, validation_fraction, batch_size: int | None, seed) -> PairedPerturbationData:
         adata, manager = self.adata, self.adata_manager
         found = self._parse(adata)
         features = self._features()
@@ -317,7 +309,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             matcher,
             train,
             validation,
-            batch_size=batch_size,
+            batch_size=batch_size if batch_size is not None else int(np.clip(len(train) // 8, 32, 256)),
             seed=seed,
         )
 

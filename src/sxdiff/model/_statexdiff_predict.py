@@ -165,37 +165,47 @@ class StateXDiffPredictMixin:
         store = PredictionStore(
             len(frame) * n_samples_per_cell * n, len(self.gene_names_), self.module.n_state, n_protein, out_path
         )
-        obs_rows, row = [], 0
-        try:
-            for c in range(len(frame)):
-                for sample in range(n_samples_per_cell):
-                    for start in range(0, n, batch_size):
-                        stop = min(start + batch_size, n)
-                        rows = stop - start
-                        xb = torch.as_tensor(x[start:stop], device=self.device)
-                        pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
-                        di = torch.as_tensor(np.repeat(index[c : c + 1], rows, 0), device=self.device)
-                        dd = torch.as_tensor(np.repeat(dose_values[c : c + 1], rows, 0), device=self.device)
-                        dm = torch.as_tensor(np.repeat(mask[c : c + 1], rows, 0), device=self.device)
+        try:  # each source batch is encoded once, then sampled under every condition
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                rows = stop - start
+                xb = torch.as_tensor(x[start:stop], device=self.device)
+                pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
+                state = self.module.encode(xb, pb if self.module.use_protein else None)
+                for c in range(len(frame)):
+                    di = torch.as_tensor(np.repeat(index[c : c + 1], rows, 0), device=self.device)
+                    dd = torch.as_tensor(np.repeat(dose_values[c : c + 1], rows, 0), device=self.device)
+                    dm = torch.as_tensor(np.repeat(mask[c : c + 1], rows, 0), device=self.device)
+                    for sample in range(n_samples_per_cell):
                         out = self.module.sample(
-                            xb, pb, di, dd, dm, n_steps=n_steps, guidance_scale=guidance_scale, generator=generator
+                            xb,
+                            pb,
+                            di,
+                            dd,
+                            dm,
+                            n_steps=n_steps,
+                            guidance_scale=guidance_scale,
+                            generator=generator,
+                            state_control=state,
                         )
                         store.write(
-                            row,
+                            (c * n_samples_per_cell + sample) * n + start,  # rows ordered by condition, sample, cell
                             self._decode(out, xb, pb, decode).cpu().numpy(),
                             out["z"].cpu().numpy(),
                             out["protein"].cpu().numpy() if "protein" in out else None,
                         )
-                        row += rows
-                    obs = frame.iloc[[c] * n].drop(columns=["_dose"]).reset_index(drop=True)
-                    obs["source_cell"] = adata_control.obs_names.to_numpy()
-                    if args["context_key"]:
-                        obs[args["context_key"]] = contexts
-                    obs["sample"] = sample
-                    obs_rows.append(obs)
         except BaseException:
             store.abort()
             raise
+        obs_rows = []
+        for c in range(len(frame)):
+            for sample in range(n_samples_per_cell):
+                obs = frame.iloc[[c] * n].drop(columns=["_dose"]).reset_index(drop=True)
+                obs["source_cell"] = adata_control.obs_names.to_numpy()
+                if args["context_key"]:
+                    obs[args["context_key"]] = contexts
+                obs["sample"] = sample
+                obs_rows.append(obs)
         obs = pd.concat(obs_rows, ignore_index=True)
         obs.index = [f"pred_{i}" for i in range(len(obs))]
         uns = {"sxdiff_protein": {"names": list(self.protein_names_)}} if n_protein else {}

@@ -13,6 +13,7 @@ the source's protein context and the drug tokens. Losses (per stage):
 
 from __future__ import annotations
 
+import contextlib
 from typing import Literal
 
 import torch
@@ -23,7 +24,7 @@ from sxdiff.diffusion import CosineSchedule, ddim_sample, guided_v, min_snr_weig
 
 from ._denoiser import Condition, DiTDenoiser, MLPDenoiser
 from ._drug_encoder import DrugEncoder, DrugTemplate
-from ._vmcs import VMCS, mlp
+from ._vmcs import VMCS, VMCSState, mlp
 
 __all__ = ["Stage", "StateXDiffModule"]
 
@@ -168,15 +169,11 @@ class StateXDiffModule(BaseModuleClass):
         without gradients, exactly as at prediction time and as when ``state_scale`` was calibrated.
         """
         protein, protein_control = self._protein(tensors, "protein"), self._protein(tensors, "protein_control")
-        if self.stage != "diffusion":
-            return {
-                "state": self.encode(tensors["x"], protein),
-                "state_control": self.encode(tensors["x_control"], protein_control),
-            }
+        frozen = self.stage == "diffusion"
         training = self.vmcs.training
-        self.vmcs.eval()
+        self.vmcs.train(training and not frozen)
         try:
-            with torch.no_grad():
+            with torch.no_grad() if frozen else contextlib.nullcontext():
                 return {
                     "state": self.encode(tensors["x"], protein),
                     "state_control": self.encode(tensors["x_control"], protein_control),
@@ -284,10 +281,16 @@ class StateXDiffModule(BaseModuleClass):
         guidance_scale: float = 1.0,
         generator: torch.Generator | None = None,
         use_ema: bool = True,
+        state_control: VMCSState | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Predicted states and expression means for source control cells under perturbation sets."""
+        """Predicted states and expression means for source control cells under perturbation sets.
+
+        ``state_control`` (the sources' :meth:`encode`) skips encoding when the same cells are sampled under
+        several conditions.
+        """
         protein_control = protein_control if self.use_protein else None
-        state_control = self.encode(x_control, protein_control)
+        if state_control is None:
+            state_control = self.encode(x_control, protein_control)
         condition = self.condition(state_control.z, protein_control, drug_index, drug_dose, drug_mask)
         denoiser = self.ema_denoiser if use_ema else self.denoiser
         n = x_control.shape[0]
