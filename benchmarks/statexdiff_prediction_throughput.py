@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 import sxdiff
-from sxdiff.datasets.synthetic import perturbation_data
+from sxdiff.datasets.synthetic import drug_table, perturbation_data
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -44,11 +44,7 @@ def main() -> None:
         n_control_cells=max(200, args.cells // 3 + 1),
         seed=0,
     )
-    truth = adata.uns["synthetic_truth"]
-    table = pd.DataFrame(
-        {"drug": list(truth["drugs"]), "targets": ["|".join(truth["targets"][d]) for d in truth["drugs"]]}
-    )
-    sxdiff.pp.drug_features(adata, drug_key="perturbation", drug_table=table, use_bundled_tables=False)
+    sxdiff.pp.drug_features(adata, drug_key="perturbation", drug_table=drug_table(adata), use_bundled_tables=False)
     sxdiff.model.StateXDiff.setup_anndata(
         adata, perturbation_key="perturbation", control_value="control", dose_key="dose", context_key="context"
     )

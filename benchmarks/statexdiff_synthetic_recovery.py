@@ -29,21 +29,9 @@ import pandas as pd
 import torch
 
 import sxdiff
-from sxdiff.datasets.synthetic import expected_log_mean, perturbation_data
+from sxdiff.datasets.synthetic import drug_table, expected_log_mean, perturbation_data
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _table(adata) -> pd.DataFrame:
-    truth = adata.uns["synthetic_truth"]
-    signs = truth["target_signs"]
-    return pd.DataFrame(
-        {
-            "drug": list(truth["drugs"]),
-            "targets": ["|".join(truth["targets"][d]) for d in truth["drugs"]],
-            "action": ["|".join("INHIBITOR" if s < 0 else "AGONIST" for s in signs[d]) for d in truth["drugs"]],
-        }
-    )
 
 
 def _lognorm(x) -> np.ndarray:
@@ -63,7 +51,7 @@ def run(kind: str, context: str, denoiser: str = "dit", epochs: int = 150) -> li
         seed=0,
     )
     truth = adata.uns["synthetic_truth"]
-    sxdiff.pp.drug_features(adata, drug_key="perturbation", drug_table=_table(adata), use_bundled_tables=False)
+    sxdiff.pp.drug_features(adata, drug_key="perturbation", drug_table=drug_table(adata), use_bundled_tables=False)
     holdout = ["context_2"] if kind == "unseen_context" else None
     sxdiff.pp.ood_split(adata, kind, holdout, context_key="context", dose_key="dose")
     sxdiff.model.StateXDiff.setup_anndata(

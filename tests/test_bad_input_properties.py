@@ -183,15 +183,8 @@ def test_evaluate_refuses_non_finite_predictions_and_mismatched_genes():
         sxdiff.metrics.evaluate(shuffled, truth, controls, dose_key="dose", context_key="context")
 
 
-def test_predict_refuses_genes_in_another_order_and_accepts_sparse_or_categorical(tmp_path):
-    import torch
-
-    adata = _base()
-    sxdiff.pp.drug_features(adata, drug_key="perturbation", allow_structure_free=True, use_bundled_tables=False)
-    sxdiff.model.StateXDiff.setup_anndata(adata, **KEYS)
-    torch.manual_seed(0)
-    model = sxdiff.model.StateXDiff(adata, n_latent=4, n_hidden=16, d_model=16, n_blocks=1, n_heads=2, n_chunks=2)
-    model.train(max_epochs=2, batch_size=32, enable_progress_bar=False)
+def test_predict_refuses_genes_in_another_order_and_accepts_sparse_or_categorical(small_model, tmp_path):
+    adata, model = small_model
     sources = adata[adata.obs["is_control"].to_numpy()].copy()
     conditions = pd.DataFrame({"perturbation": ["drug_1"], "dose": ["1.0"]})
     reordered = sources[:, sources.var_names[::-1]].copy()

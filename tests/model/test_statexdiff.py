@@ -8,24 +8,11 @@ import torch
 
 import sxdiff
 from sxdiff.data import clr
-from sxdiff.datasets.synthetic import perturbation_data
+from sxdiff.datasets.synthetic import drug_table, perturbation_data
 
 StateXDiff = sxdiff.model.StateXDiff
 SMALL = {"n_latent": 4, "n_hidden": 32, "d_model": 32, "n_blocks": 1, "n_heads": 2, "n_chunks": 4}
 KEYS = {"perturbation_key": "perturbation", "control_value": "control", "dose_key": "dose", "context_key": "context"}
-
-
-def _targets_table(adata) -> pd.DataFrame:
-    truth = adata.uns["synthetic_truth"]
-    return pd.DataFrame(
-        {
-            "drug": list(truth["drugs"]),
-            "targets": ["|".join(truth["targets"][d]) for d in truth["drugs"]],
-            "action": [
-                "|".join("INHIBITOR" if s < 0 else "AGONIST" for s in truth["target_signs"][d]) for d in truth["drugs"]
-            ],
-        }
-    )
 
 
 def _data(seed=0, n_drugs=4):
@@ -38,7 +25,7 @@ def _data(seed=0, n_drugs=4):
         n_control_cells=30,
         seed=seed,
     )
-    sxdiff.pp.drug_features(adata, drug_key="perturbation", drug_table=_targets_table(adata), use_bundled_tables=False)
+    sxdiff.pp.drug_features(adata, drug_key="perturbation", drug_table=drug_table(adata), use_bundled_tables=False)
     return adata
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import sxdiff
-from sxdiff.datasets.synthetic import expected_log_mean, perturbation_data
+from sxdiff.datasets.synthetic import drug_table, expected_log_mean, perturbation_data
 
 KEYS = {"perturbation_key": "perturbation", "control_value": "control", "dose_key": "dose", "context_key": "context"}
 UNSEEN = "drug_5"
@@ -32,19 +32,10 @@ def recovery():
         seed=0,
     )
     truth = adata.uns["synthetic_truth"]
-    table = pd.DataFrame(
-        {
-            "drug": list(truth["drugs"]),
-            "targets": ["|".join(truth["targets"][d]) for d in truth["drugs"]],
-            "action": [
-                "|".join("INHIBITOR" if s < 0 else "AGONIST" for s in truth["target_signs"][d]) for d in truth["drugs"]
-            ],
-        }
-    )
     genes, modules = np.asarray(truth["genes"]), truth["modules"]
     gene_sets = {f"module_{m}": list(genes[modules == m]) for m in np.unique(modules)}
     sxdiff.pp.drug_features(
-        adata, drug_key="perturbation", drug_table=table, use_bundled_tables=False, gene_sets=gene_sets
+        adata, drug_key="perturbation", drug_table=drug_table(adata), use_bundled_tables=False, gene_sets=gene_sets
     )
     sxdiff.pp.ood_split(adata, "unseen_drug", [UNSEEN], **KEYS)
     sxdiff.model.StateXDiff.setup_anndata(adata, **KEYS)

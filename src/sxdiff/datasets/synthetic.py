@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["expected_log_mean", "perturbation_data"]
+__all__ = ["drug_table", "expected_log_mean", "perturbation_data"]
 
 
 def perturbation_data(
@@ -168,6 +168,26 @@ def perturbation_data(
         "source": f"sxdiff.datasets.synthetic.perturbation_data(seed={seed})",
     }
     return adata
+
+
+def drug_table(adata: ad.AnnData) -> pd.DataFrame:
+    """The simulated drugs' true targets and actions, as a table for :func:`sxdiff.pp.drug_features`.
+
+    Examples
+    --------
+    >>> adata = perturbation_data(n_genes=20, n_drugs=2, n_combinations=0, seed=0)
+    >>> list(drug_table(adata).columns)
+    ['drug', 'targets', 'action']
+    """
+    truth = adata.uns["synthetic_truth"]
+    drugs = [str(d) for d in truth["drugs"]]
+    return pd.DataFrame(
+        {
+            "drug": drugs,
+            "targets": ["|".join(truth["targets"][d]) for d in drugs],
+            "action": ["|".join("INHIBITOR" if s < 0 else "AGONIST" for s in truth["target_signs"][d]) for d in drugs],
+        }
+    )
 
 
 def expected_log_mean(truth: dict, context: str, perturbations: Sequence[str], doses: Sequence[float]) -> np.ndarray:
