@@ -93,7 +93,6 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         min_snr_gamma: float | None = 5.0,
         ema_decay: float = 0.999,
         shift_head: bool = True,
-        identity_dropout: float = 0.0,
         drug_features: dict | None = None,
         protein_names: list[str] | None = None,
         protein_reliability: list[float] | None = None,
@@ -138,7 +137,6 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             min_snr_gamma=min_snr_gamma,
             ema_decay=ema_decay,
             shift_head=shift_head,
-            identity_dropout=identity_dropout,
         )
         self._install_drug_features(features)
         if len(self.protein_names_):

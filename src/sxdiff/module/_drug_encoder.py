@@ -63,13 +63,11 @@ class DrugEncoder(nn.Module):
         d_model: int = 128,
         drug_template: DrugTemplate = "both",
         dropout: float = 0.1,
-        identity_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if drug_template not in ("both", "structure", "targets"):
             raise ValueError(f"drug_template must be 'both', 'structure' or 'targets', not {drug_template!r}.")
         self.n_genes, self.drug_template = n_genes, drug_template
-        self.identity_dropout = identity_dropout
         self._gene_embedding = gene_embedding
         self.structure_mlp = mlp(n_structure, d_model, d_model, 1, dropout)
         self.extra_embedding = nn.Parameter(torch.randn(max(n_template - n_genes, 0), gene_embedding_dim) * 0.02)
@@ -127,8 +125,5 @@ class DrugEncoder(nn.Module):
         embedding = self.embed(drug_index)
         response = self.dose_response(embedding, dose)
         log_dose = torch.log(dose.clamp_min(1e-6))
-        if self.training and self.identity_dropout:
-            keep = torch.rand(embedding.shape[:-1], device=embedding.device) >= self.identity_dropout
-            embedding = embedding * keep.unsqueeze(-1)
         tokens = response.unsqueeze(-1) * embedding + self.dose_token(_log_dose_features(log_dose))
         return tokens * mask.unsqueeze(-1)

@@ -64,7 +64,6 @@ class StateXDiffModule(BaseModuleClass):
         min_snr_gamma: float | None = 5.0,
         ema_decay: float = 0.999,
         shift_head: bool = True,
-        identity_dropout: float = 0.0,
         stage: Stage = "all",
     ) -> None:
         super().__init__()
@@ -89,7 +88,6 @@ class StateXDiffModule(BaseModuleClass):
             gene_embedding_dim=decoder_out.weight.shape[1],
             d_model=d_model,
             drug_template=drug_template,
-            identity_dropout=identity_dropout,
         )
         denoiser_cls = DiTDenoiser if denoiser == "dit" else MLPDenoiser
         kwargs = {"n_chunks": n_chunks, "n_heads": n_heads, "n_blocks": n_blocks} if denoiser == "dit" else {}
