@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mse_delta", "pearson_delta", "top_deg_indices"]
+__all__ = ["deg_direction_agreement", "mse_delta", "pearson_delta", "r2_means", "top_deg_indices"]
 
 
 def top_deg_indices(true_delta: np.ndarray, top_k: int | None) -> np.ndarray:
@@ -73,3 +73,55 @@ def mse_delta(pred_mean: np.ndarray, true_mean: np.ndarray, control_mean: np.nda
     pred_delta = np.asarray(pred_mean, dtype=float) - np.asarray(control_mean, dtype=float)
     true_delta = np.asarray(true_mean, dtype=float) - np.asarray(control_mean, dtype=float)
     return float(np.mean((pred_delta - true_delta) ** 2))
+
+
+def r2_means(pred_mean: np.ndarray, true_mean: np.ndarray, control_mean: np.ndarray, top_k: int | None = None) -> float:
+    """Coefficient of determination of the true mean expression by the predicted mean, over genes.
+
+    ``1 - sum((true - pred)^2) / sum((true - mean(true))^2)`` over all genes, or over the ``top_k`` genes
+    with the largest ``|true_mean - control_mean|``. ``control_mean`` only selects the DEGs; R² of means is
+    computed on the means themselves (as in CPA and scGen), so it is high for any prediction close to the
+    control when the perturbation changes few genes — read it together with the delta metrics.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r2_means(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]), np.zeros(3))
+    1.0
+    >>> r2_means(np.array([2.0, 2.0, 2.0]), np.array([1.0, 2.0, 3.0]), np.zeros(3))
+    0.0
+    """
+    pred = np.asarray(pred_mean, dtype=float)
+    true = np.asarray(true_mean, dtype=float)
+    genes = top_deg_indices(true - np.asarray(control_mean, dtype=float), top_k)
+    residual = np.sum((true[genes] - pred[genes]) ** 2)
+    total = np.sum((true[genes] - true[genes].mean()) ** 2)
+    if total == 0:
+        return float("nan")
+    return float(1.0 - residual / total)
+
+
+def deg_direction_agreement(
+    pred_mean: np.ndarray, true_mean: np.ndarray, control_mean: np.ndarray, top_k: int | None = 50
+) -> float:
+    """Fraction of the top-k DEGs whose predicted change has the sign of the true change.
+
+    DEGs are the ``top_k`` genes with the largest ``|true_mean - control_mean|`` (genes whose true change
+    is exactly zero are left out; NaN if none is left); a predicted change of exactly zero counts as a
+    disagreement (the prediction says "no change"). 0.5 is chance for a random
+    direction; the control baseline scores 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> deg_direction_agreement(np.array([1.0, -1.0, 1.0, 0.0]), np.array([2.0, -2.0, -2.0, 2.0]), np.zeros(4), top_k=4)
+    0.5
+    """
+    control = np.asarray(control_mean, dtype=float)
+    pred_delta = np.asarray(pred_mean, dtype=float) - control
+    true_delta = np.asarray(true_mean, dtype=float) - control
+    genes = top_deg_indices(true_delta, top_k)
+    genes = genes[true_delta[genes] != 0]
+    if genes.size == 0:
+        return float("nan")
+    return float(np.mean(np.sign(pred_delta[genes]) * np.sign(true_delta[genes]) > 0))

@@ -6,22 +6,49 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from anndata import AnnData
 
-from sxdiff.data._expression import check_finite, get_expression, mean_expression
+from sxdiff.data._expression import check_finite, get_expression
 from sxdiff.data._validation import resolve_obs_column
 
-from ._delta_metrics import mse_delta, pearson_delta
+from ._distances import PCASpace
+from ._scores import score_condition
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "pca_space"]
 
 
-def _condition_labels(adata: AnnData, perturbation_key: str, dose_key: str | None) -> pd.Series:
+def condition_labels(adata: AnnData, perturbation_key: str, dose_key: str | None) -> np.ndarray:
+    """One label per cell: the perturbation, or ``"perturbation @ dose"`` with a dose column."""
     labels = resolve_obs_column(adata, perturbation_key).astype(str)
-    if dose_key is None:
-        return labels
-    doses = resolve_obs_column(adata, dose_key).astype(str)
-    return labels + " @ " + doses
+    if dose_key is not None:
+        labels = labels + " @ " + resolve_obs_column(adata, dose_key).astype(str)
+    return labels.to_numpy()
+
+
+def context_labels(adata: AnnData, context_key: str | None) -> np.ndarray:
+    """One context per cell (``"all"`` without a context column)."""
+    if context_key is None:
+        return np.full(adata.n_obs, "all", dtype=object)
+    return resolve_obs_column(adata, context_key).astype(str).to_numpy()
+
+
+def checked_expression(adata: AnnData, layer: str | None, name: str):
+    """The expression matrix (CSR when sparse, for row selection), refusing NaN/inf with the object's name."""
+    matrix = get_expression(adata, layer)
+    check_finite(matrix, where=f"{name}.{'X' if layer is None else f'layers[{layer!r}]'}")
+    return matrix.tocsr() if sp.issparse(matrix) else np.asarray(matrix)
+
+
+def _dense(matrix) -> np.ndarray:
+    return matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+
+
+def pca_space(reference: AnnData | PCASpace, layer: str | None = None, n_comps: int = 50) -> PCASpace:
+    """A :class:`PCASpace` fitted on ``reference`` cells (log-normalised), or ``reference`` itself."""
+    if isinstance(reference, PCASpace):
+        return reference
+    return PCASpace.fit(checked_expression(reference, layer, "pca_reference"), n_comps=n_comps)
 
 
 def evaluate(
@@ -34,17 +61,29 @@ def evaluate(
     context_key: str | None = None,
     layer: str | None = None,
     top_k: Sequence[int] = (20, 50),
+    pca_reference: AnnData | PCASpace | None = None,
+    distances: bool = True,
+    max_cells: int | None = 1000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Score predicted cells against true cells for every (context, condition) they share.
 
     Every metric compares means against the real control cells of the same context
     (``adata_control``), never against predicted controls. Values should be log-normalised.
 
-    Metrics (``metric`` column):
+    A *delta* is a mean expression profile minus the mean of the context's real control cells; the
+    predicted and the true delta subtract the same control mean (so they share its noise: see
+    :func:`null_floor`). DEGs are the genes with the largest absolute true delta. Metrics (``metric``):
 
-    - ``pearson_delta``: Pearson correlation of predicted and true deltas from the control mean, all genes;
-    - ``pearson_delta_top{k}``: the same over the top-k genes by absolute true delta;
-    - ``mse_delta``: mean squared error of the deltas over all genes.
+    - ``pearson_delta``: Pearson correlation of predicted and true deltas, all genes;
+    - ``pearson_delta_top{k}``: the same over the top-k DEGs (0 for a constant prediction such as "no change");
+    - ``mse_delta``: mean squared error of the deltas (equals the MSE of the means), all genes;
+    - ``r2_mean``, ``r2_mean_top50``: R² (coefficient of determination) of the true mean expression by the
+      predicted mean, all genes / top-50 DEGs (:func:`r2_means`);
+    - ``deg_direction_top50``: fraction of the top-50 DEGs whose predicted change has the right sign;
+    - ``energy_distance``, ``mmd``: distribution distances between the predicted and the true *cells* in a
+      50-component PCA space fitted on ``pca_reference`` (:func:`energy_distance`; :func:`mmd` with an RBF
+      kernel whose bandwidth is fixed by the space). Lower is better. Controls play no part in them.
 
     Parameters
     ----------
@@ -60,6 +99,14 @@ def evaluate(
         Layer with log-normalised values (``None``: ``X``), in all three objects.
     top_k
         DEG set sizes for ``pearson_delta_top{k}``.
+    pca_reference
+        Cells to fit the PCA space of the distances on — the benchmark passes the *training* cells — or a
+        fitted :class:`PCASpace` (reuse it to score several methods in one space). ``None`` fits it on
+        ``adata_control`` and ``adata_true`` together.
+    distances
+        Compute ``energy_distance`` and ``mmd`` (quadratic in cells; see ``max_cells``).
+    max_cells, seed
+        Predicted and true cells are subsampled to at most ``max_cells`` each (``seed``) for the distances.
 
     Returns
     -------
@@ -77,7 +124,8 @@ def evaluate(
     >>> ctrl = ad.AnnData(X[:1], obs=pd.DataFrame({"perturbation": ["control"]}, index=["c"]))
     >>> true = ad.AnnData(X[1:], obs=pd.DataFrame({"perturbation": ["A"]}, index=["t"]))
     >>> evaluate(true, true, ctrl, top_k=()).set_index("metric")["value"].round(3).to_dict()
-    {'pearson_delta': 1.0, 'mse_delta': 0.0}
+    {'pearson_delta': 1.0, 'mse_delta': 0.0, 'r2_mean': 1.0, 'r2_mean_top50': 1.0, 'deg_direction_top50': 1.0, \
+'energy_distance': 0.0, 'mmd': 0.0}
     """
     for name, other in (("adata_pred", adata_pred), ("adata_control", adata_control)):
         if list(other.var_names) != list(adata_true.var_names):
@@ -86,34 +134,30 @@ def evaluate(
                 f"{name} and adata_true have different genes (or gene order); e.g. missing in {name}: "
                 f"{missing}. Subset both to the same genes in the same order: `{name}[:, adata_true.var_names]`."
             )
-    pred_conditions = _condition_labels(adata_pred, perturbation_key, dose_key)
-    true_conditions = _condition_labels(adata_true, perturbation_key, dose_key)
-
-    def contexts_of(adata: AnnData) -> np.ndarray:
-        if context_key is None:
-            return np.full(adata.n_obs, "all", dtype=object)
-        return resolve_obs_column(adata, context_key).astype(str).to_numpy()
-
-    pred_ctx, true_ctx, ctrl_ctx = contexts_of(adata_pred), contexts_of(adata_true), contexts_of(adata_control)
-    X_pred = get_expression(adata_pred, layer)
-    X_true = get_expression(adata_true, layer)
-    X_ctrl = get_expression(adata_control, layer)
-    for name, matrix in (("adata_pred", X_pred), ("adata_true", X_true), ("adata_control", X_ctrl)):
-        check_finite(matrix, where=f"{name}.{'X' if layer is None else f'layers[{layer!r}]'}")
+    pred_conditions = condition_labels(adata_pred, perturbation_key, dose_key)
+    true_conditions = condition_labels(adata_true, perturbation_key, dose_key)
+    pred_ctx, true_ctx = context_labels(adata_pred, context_key), context_labels(adata_true, context_key)
+    ctrl_ctx = context_labels(adata_control, context_key)
+    X_pred = checked_expression(adata_pred, layer, "adata_pred")
+    X_true = checked_expression(adata_true, layer, "adata_true")
+    X_ctrl = checked_expression(adata_control, layer, "adata_control")
+    space = None
+    if distances:
+        if pca_reference is None:
+            space = PCASpace.fit(np.vstack([_dense(X_ctrl), _dense(X_true)]))
+        else:
+            space = pca_space(pca_reference, layer)
     records = []
-    pairs = pd.DataFrame({"context": true_ctx, "condition": true_conditions.to_numpy()}).drop_duplicates()
+    pairs = pd.DataFrame({"context": true_ctx, "condition": true_conditions}).drop_duplicates()
     for context, condition in pairs.itertuples(index=False):
-        in_pred = (pred_ctx == context) & (pred_conditions.to_numpy() == condition)
+        in_pred = (pred_ctx == context) & (pred_conditions == condition)
         in_ctrl = ctrl_ctx == context
         if not in_pred.any() or not in_ctrl.any():
             continue
-        in_true = (true_ctx == context) & (true_conditions.to_numpy() == condition)
-        pred_mean, true_mean = mean_expression(X_pred[in_pred]), mean_expression(X_true[in_true])
-        control_mean = mean_expression(X_ctrl[in_ctrl])
-        values = {"pearson_delta": pearson_delta(pred_mean, true_mean, control_mean)}
-        for k in top_k:
-            values[f"pearson_delta_top{k}"] = pearson_delta(pred_mean, true_mean, control_mean, top_k=k)
-        values["mse_delta"] = mse_delta(pred_mean, true_mean, control_mean)
+        in_true = (true_ctx == context) & (true_conditions == condition)
+        values = score_condition(
+            X_pred[in_pred], X_true[in_true], X_ctrl[in_ctrl], top_k=top_k, space=space, max_cells=max_cells, seed=seed
+        )
         for metric, value in values.items():
             records.append((context, condition, metric, value, int(in_true.sum())))
     if not records:
