@@ -8,10 +8,21 @@ from __future__ import annotations
 import importlib
 
 from ._baselines import ControlBaseline, MeanShiftBaseline
+from ._baselines_drug import AdditiveBaseline, NearestDrugBaseline, RidgeBaseline
+from ._baselines_state import StateMatchedBaseline
 
 _LAZY = {"ProteinTranslator": "._protein_translator", "StateXDiff": "._statexdiff"}
 
-__all__ = ["ControlBaseline", "MeanShiftBaseline", "ProteinTranslator", "StateXDiff"]
+__all__ = [
+    "AdditiveBaseline",
+    "ControlBaseline",
+    "MeanShiftBaseline",
+    "NearestDrugBaseline",
+    "ProteinTranslator",
+    "RidgeBaseline",
+    "StateMatchedBaseline",
+    "StateXDiff",
+]
 
 
 def __getattr__(name: str):

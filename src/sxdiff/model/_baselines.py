@@ -211,22 +211,27 @@ class MeanShiftBaseline(_Baseline):
         order = np.argsort(members)
         return self.delimiter.join(f"{dose[i]:g}" for i in order)
 
-    def _predict_condition(self, X: np.ndarray, contexts: np.ndarray, condition: dict) -> np.ndarray:
+    def _parse_condition(self, condition: dict) -> tuple[tuple[str, ...], tuple[float, ...] | None]:
+        """Members of a condition and one dose per member (``None`` without a dose column)."""
         members = tuple(m.strip() for m in str(condition[self.perturbation_key]).split(self.delimiter))
+        if self.dose_key is None:
+            return members, None
+        values = [float(v) for v in str(condition[self.dose_key]).split(self.delimiter)]
+        if len(values) == 1 and len(members) > 1:
+            values = values * len(members)
+        return members, tuple(values)
+
+    def _delta_of(self, members: tuple[str, ...], doses: tuple[float, ...] | None) -> np.ndarray:
+        """The training delta of a condition, with the fallbacks described in the class docstring."""
         key = self.delimiter.join(sorted(members))
-        dose = ""
-        if self.dose_key is not None:
-            raw = condition[self.dose_key]
-            values = [float(v) for v in str(raw).split(self.delimiter)]
-            if len(values) == 1 and len(members) > 1:
-                values = values * len(members)
-            dose = self._dose_key_of(members, tuple(values))
+        dose = "" if doses is None else self._dose_key_of(members, doses)
         if (key, dose) in self.deltas_:
-            delta = self.deltas_[(key, dose)]
-        elif dose in self.dose_deltas_:
-            logger.info("MeanShiftBaseline: %r at dose %s unseen; using the mean delta at that dose.", key, dose)
-            delta = self.dose_deltas_[dose]
-        else:
-            logger.info("MeanShiftBaseline: %r at dose %s unseen; using the mean delta of all conditions.", key, dose)
-            delta = self.global_delta_
-        return X + delta[None, :]
+            return self.deltas_[(key, dose)]
+        if dose in self.dose_deltas_:
+            logger.info("%s: %r at dose %s unseen; using the mean delta at that dose.", type(self).__name__, key, dose)
+            return self.dose_deltas_[dose]
+        logger.info("%s: %r at dose %s unseen; using the mean delta of all conditions.", type(self).__name__, key, dose)
+        return self.global_delta_
+
+    def _predict_condition(self, X: np.ndarray, contexts: np.ndarray, condition: dict) -> np.ndarray:
+        return X + self._delta_of(*self._parse_condition(condition))[None, :]
