@@ -26,11 +26,9 @@ from pathlib import Path
 import mudata as md
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from scipy.stats import pearsonr, spearmanr
 
 import sxdiff
-from sxdiff.data._protein import clr, coding_genes, is_isotype_control
+from sxdiff.benchmark import translator_cross_validation, translator_summary
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "citeseq" / "citefuse_eccite_pbmc_ctrl_500cells.h5mu"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,50 +39,13 @@ def main(n_folds: int = 5, seed: int = 0) -> None:
     logging.getLogger("scvi").setLevel(logging.WARNING)
     start = time.perf_counter()
     mdata = md.read_h5mu(DATA)
-    rna = mdata["rna"]
-    proteins = [str(p) for p in mdata["prot"].var_names]
-    measured = clr(mdata["prot"].X)
-    counts = rna.X.toarray() if sp.issparse(rna.X) else np.asarray(rna.X)
-    logged = np.log1p(counts / counts.sum(1, keepdims=True).clip(min=1) * 1e4)
-    genes = [str(g) for g in rna.var_names]
-    position = {g: i for i, g in enumerate(genes)}
-
-    predicted = np.zeros_like(measured)
-    folds = np.random.default_rng(seed).permutation(mdata.n_obs) % n_folds
-    for fold in range(n_folds):
-        train = mdata[folds != fold].copy()
-        sxdiff.model.ProteinTranslator.setup_mudata(train, modalities={"rna_layer": "rna", "protein_layer": "prot"})
-        model = sxdiff.model.ProteinTranslator(train)
-        model.train(enable_progress_bar=False)
-        held_out = rna[folds == fold]
-        predicted[folds == fold] = model.predict(held_out).to_numpy()
-        print(f"fold {fold}: trained on {train.n_obs} cells, {time.perf_counter() - start:.0f} s elapsed")
-
-    rows = []
-    for k, protein in enumerate(proteins):
-        coding = coding_genes(protein, genes)
-        row = {
-            "protein": protein,
-            "coding_genes": "|".join(coding),
-            "isotype": is_isotype_control(protein),
-            "translator_pearson": pearsonr(predicted[:, k], measured[:, k])[0],
-            "translator_spearman": spearmanr(predicted[:, k], measured[:, k])[0],
-        }
-        if coding:
-            baseline = logged[:, [position[g] for g in coding]].mean(axis=1)
-            if baseline.std() > 0:
-                row["coding_gene_pearson"] = pearsonr(baseline, measured[:, k])[0]
-                row["coding_gene_spearman"] = spearmanr(baseline, measured[:, k])[0]
-        rows.append(row)
-    table = pd.DataFrame(rows)
+    proteins = list(mdata["prot"].var_names)
+    table = translator_cross_validation(mdata, n_folds=n_folds, seed=seed)
     RESULTS.mkdir(exist_ok=True)
     table.to_csv(RESULTS / "protein_translator_cv.csv", index=False)
-    with_gene = table.dropna(subset=["coding_gene_pearson"])
-    with_gene = with_gene[~with_gene["isotype"]]
-    medians = with_gene[
-        ["translator_pearson", "coding_gene_pearson", "translator_spearman", "coding_gene_spearman"]
-    ].median()
-    wins = int((with_gene["translator_pearson"] > with_gene["coding_gene_pearson"]).sum())
+    summary = translator_summary(table)
+    medians = {k.removeprefix("median_"): v for k, v in summary.items()}
+    wins, n_with_gene = summary["translator_wins"], summary["n_proteins"]
     elapsed = time.perf_counter() - start
     lines = [
         "# ProteinTranslator: 5-fold cross-validation on ECCITE-seq PBMCs",
@@ -96,10 +57,10 @@ def main(n_folds: int = 5, seed: int = 0) -> None:
         f"Data: {DATA.name} (500 cells, {len(proteins)} antibodies). Out-of-fold predictions (default "
         "settings, no tuning) vs measured per-cell CLR; baseline = log-normalised mRNA of the coding gene(s).",
         "",
-        f"**Median over the {len(with_gene)} non-isotype proteins with a measured coding gene**: "
+        f"**Median over the {n_with_gene} non-isotype proteins with a measured coding gene**: "
         f"Pearson {medians['translator_pearson']:.3f} (translator) vs {medians['coding_gene_pearson']:.3f} "
         f"(coding gene); Spearman {medians['translator_spearman']:.3f} vs {medians['coding_gene_spearman']:.3f}. "
-        f"The translator is better for {wins} of {len(with_gene)} proteins.",
+        f"The translator is better for {wins} of {n_with_gene} proteins.",
         "",
         "| protein | coding genes | translator r | coding-gene r | translator rho | coding-gene rho |",
         "|---|---|---|---|---|---|",

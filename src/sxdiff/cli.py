@@ -1,4 +1,4 @@
-"""Command-line interface: ``sxdiff demo`` (and, later, ``sxdiff benchmark``)."""
+"""Command-line interface: ``sxdiff demo`` and ``sxdiff benchmark``."""
 
 from __future__ import annotations
 
@@ -57,6 +57,35 @@ def _demo_model(out: Path, epochs: int | None, seed: int, quiet: bool = True):
     return scores, path
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    import shlex
+
+    from sxdiff.benchmark import run_benchmark
+
+    if not args.verbose:  # importing scvi resets Lightning's log level: silence it again
+        import scvi
+
+        scvi.settings.verbosity = logging.ERROR
+        for name in ("lightning", "lightning.pytorch", "scvi"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    result = run_benchmark(
+        "quick" if args.quick else args.profile,
+        tasks=args.task,
+        seeds=args.seeds,
+        ablations=args.ablations,
+        train_steps=args.train_steps,
+        citeseq=args.citeseq,
+        out=args.out,
+        command="sxdiff " + " ".join(shlex.quote(a) for a in (args.argv or [])),
+    )
+    report = Path(args.out) / "report.md"
+    headline = report.read_text().split("\n## ")[:3]
+    print("\n## ".join(headline).strip())
+    print(f"\nFull report: {report}; per-condition scores: {Path(args.out) / 'scores.csv'}")
+    print(f"Finished in {result.metadata['seconds'] / 60:.1f} minutes.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sxdiff`` command."""
     parser = argparse.ArgumentParser(prog="sxdiff", description=__doc__)
@@ -82,7 +111,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+    bench = commands.add_parser(
+        "benchmark",
+        help="the out-of-distribution benchmark: baselines, StateXDiff, ablations, ceiling, paired tests",
+    )
+    bench.add_argument("--profile", default="quick", choices=["quick", "full"], help="what to run (default: quick)")
+    bench.add_argument("--quick", action="store_true", help="same as --profile quick (about 5 minutes on 2 CPU cores)")
+    bench.add_argument("--task", nargs="+", default=None, help="tasks to run (default: all bundled tasks)")
+    bench.add_argument("--seeds", nargs="+", type=int, default=None, help="StateXDiff seeds (default: the profile's)")
+    bench.add_argument("--ablations", nargs="*", default=None, help="ablations to run (default: the profile's)")
+    bench.add_argument("--train-steps", type=int, default=None, help="StateXDiff gradient steps (default: profile)")
+    bench.add_argument("--citeseq", default=None, help="paired CITE-seq .h5mu for the translator cross-validation")
+    bench.add_argument("--out", default="sxdiff_benchmark", help="folder for the results (default: sxdiff_benchmark)")
+    bench.set_defaults(func=_benchmark)
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if not args.verbose:
         import warnings

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import sxdiff
-from sxdiff.datasets.synthetic import drug_table, perturbation_data
+from sxdiff.datasets.synthetic import perturbation_data
 from sxdiff.metrics import mse_delta, pearson_delta
 from sxdiff.model import AdditiveBaseline, MeanShiftBaseline, NearestDrugBaseline, RidgeBaseline, StateMatchedBaseline
 

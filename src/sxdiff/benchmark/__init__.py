@@ -1,20 +1,32 @@
-"""The out-of-distribution benchmark on the bundled datasets (grows into ``sxdiff benchmark``)."""
+"""The out-of-distribution benchmark on the bundled datasets (``sxdiff benchmark``)."""
 
 from ._compare import compare_on_fold
+from ._harness import ABLATIONS, PROFILES, BenchmarkResult, Profile, run_benchmark
+from ._report import render_report, write_results
 from ._run import METHODS, predict_fold, run_fold, run_tasks, summarize
 from ._statexdiff_fold import predict_fold_statexdiff
 from ._tasks import TASKS, Fold, Task, log_normalized
+from ._translator_cv import translator_cross_validation, translator_summary
 
 __all__ = [
+    "ABLATIONS",
     "METHODS",
+    "PROFILES",
     "TASKS",
+    "BenchmarkResult",
     "Fold",
+    "Profile",
     "Task",
     "compare_on_fold",
     "log_normalized",
     "predict_fold",
     "predict_fold_statexdiff",
+    "render_report",
+    "run_benchmark",
     "run_fold",
     "run_tasks",
     "summarize",
+    "translator_cross_validation",
+    "translator_summary",
+    "write_results",
 ]

@@ -10,7 +10,14 @@ import pandas as pd
 from anndata import AnnData
 
 from sxdiff.metrics import evaluate
-from sxdiff.model import ControlBaseline, MeanShiftBaseline
+from sxdiff.model import (
+    AdditiveBaseline,
+    ControlBaseline,
+    MeanShiftBaseline,
+    NearestDrugBaseline,
+    RidgeBaseline,
+    StateMatchedBaseline,
+)
 
 from ._tasks import TASKS, Fold, Task
 
@@ -18,8 +25,15 @@ __all__ = ["METHODS", "MethodName", "predict_fold", "run_fold", "run_tasks", "su
 
 logger = logging.getLogger(__name__)
 
-MethodName = Literal["control", "mean_shift"]
-METHODS = {"control": ControlBaseline, "mean_shift": MeanShiftBaseline}
+MethodName = Literal["control", "mean_shift", "nearest_drug", "ridge", "additive", "state_matched"]
+METHODS = {
+    "control": ControlBaseline,
+    "mean_shift": MeanShiftBaseline,
+    "nearest_drug": NearestDrugBaseline,
+    "ridge": RidgeBaseline,
+    "additive": AdditiveBaseline,
+    "state_matched": StateMatchedBaseline,
+}
 
 
 def predict_fold(task: Task, fold: Fold, method: MethodName) -> list[tuple[str, AnnData, AnnData, AnnData]]:
@@ -30,6 +44,10 @@ def predict_fold(task: Task, fold: Fold, method: MethodName) -> list[tuple[str, 
     One ``(context, predicted, true, control)`` tuple per test context; condition columns are strings.
     """
     adata = fold.adata
+    if method in ("nearest_drug", "ridge") and "sxdiff_drugs" not in adata.uns:
+        from sxdiff.pp import drug_features
+
+        drug_features(adata, drug_key="perturbation", allow_structure_free=True)
     split = adata.obs["sxdiff_split"].astype(str)
     train = adata[split != "test"]
     test = adata[split == "test"]

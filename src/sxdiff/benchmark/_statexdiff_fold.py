@@ -8,7 +8,17 @@ from sxdiff.data._expression import log_normalize
 
 from ._tasks import Fold, Task
 
-__all__ = ["predict_fold_statexdiff"]
+__all__ = ["PROTEIN_PANEL", "predict_fold_statexdiff"]
+
+# Proteins of the knowledge-proxy protein context in the benchmark: common CITE-seq antibody targets and
+# proteins of proliferation, stress and drug-response programmes; those without a coding gene among a
+# dataset's genes are dropped (L1000 landmark genes keep a handful).
+PROTEIN_PANEL = (
+    "CD3", "CD4", "CD8", "CD14", "CD19", "CD44", "CD45", "CD74", "CD56", "CD69", "HLA-DR", "EPCAM", "EGFR",
+    "VIM", "MKI67", "TOP2A", "CDK1", "CCNB1", "CCND1", "CDKN1A", "MYC", "TP53", "MDM2", "HDAC1", "HDAC2",
+    "JUN", "FOS", "HSPA1A", "GAPDH", "STAT1", "IRF1", "BCL2", "BAX", "PCNA", "SOX2", "NES", "GFAP", "KLF1",
+    "GATA1", "HBG1", "TFRC", "ATF4",
+)  # fmt: skip
 
 
 def _log_normalise(adata: AnnData) -> AnnData:
@@ -24,6 +34,7 @@ def predict_fold_statexdiff(
     epochs: int | None = None,
     seed: int = 0,
     n_steps: int = 50,
+    protein_context: bool = True,
     train_kwargs: dict | None = None,
     **model_kwargs,
 ) -> list[tuple[str, AnnData, AnnData, AnnData]]:
@@ -31,7 +42,8 @@ def predict_fold_statexdiff(
 
     The model trains on counts when the task's data are counts (``layers["counts"]``), otherwise on the
     values; predictions on the counts scale are log-normalised (10,000 per cell) so that they are scored
-    on the same scale as the baselines.
+    on the same scale as the baselines. With ``protein_context``, every cell gets the knowledge-proxy protein
+    context of :data:`PROTEIN_PANEL` (:func:`sxdiff.pp.protein_context`) before training.
 
     Returns
     -------
@@ -43,14 +55,21 @@ def predict_fold_statexdiff(
 
     adata = fold.adata.copy()
     has_counts = "counts" in adata.layers
-    sxdiff.pp.drug_features(adata, drug_key="perturbation", allow_structure_free=True)
+    if "sxdiff_drugs" not in adata.uns:
+        sxdiff.pp.drug_features(adata, drug_key="perturbation", allow_structure_free=True)
+    protein_key = None
+    if protein_context:
+        sxdiff.pp.protein_context(adata, proteins=list(PROTEIN_PANEL))
+        protein_key = "sxdiff_protein"
     keys = {
         "perturbation_key": "perturbation",
         "control_value": "control",
         "dose_key": task.dose_key,
         "context_key": task.context_key,
     }
-    sxdiff.model.StateXDiff.setup_anndata(adata, **keys, layer="counts" if has_counts else None)
+    sxdiff.model.StateXDiff.setup_anndata(
+        adata, **keys, layer="counts" if has_counts else None, protein_obsm_key=protein_key
+    )
     torch.manual_seed(seed)
     model = sxdiff.model.StateXDiff(adata, **model_kwargs)
     model.train(

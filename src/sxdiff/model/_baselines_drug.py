@@ -130,7 +130,9 @@ class NearestDrugBaseline(MeanShiftBaseline):
             dose = None if doses is None else (doses[i],)
             match = self.neighbour(member)
             if match is None:
-                logger.info("NearestDrugBaseline: %r has no SMILES or no reference drug; mean delta at its dose.", member)
+                logger.info(
+                    "NearestDrugBaseline: %r has no SMILES or no reference drug; mean delta at its dose.", member
+                )
                 total += self._delta_of((member,), dose)
                 continue
             neighbour, _ = match
@@ -220,7 +222,8 @@ class RidgeBaseline(MeanShiftBaseline):
         design = np.vstack([self._design(m, d) for m, d in conditions])
         targets = np.vstack(list(self.deltas_.values()))
         self.scaler_ = StandardScaler().fit(design)
-        self.ridge_ = RidgeCV(alphas=self.alphas).fit(self.scaler_.transform(design), targets)
+        with np.errstate(divide="ignore", invalid="ignore"):  # leave-one-out of a condition with leverage 1
+            self.ridge_ = RidgeCV(alphas=self.alphas).fit(self.scaler_.transform(design), targets)
         self.alpha_ = float(self.ridge_.alpha_)
         logger.info("RidgeBaseline: %d training conditions, alpha %.3g", len(conditions), self.alpha_)
 

@@ -164,6 +164,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         self,
         max_epochs: int | None = None,
         *,
+        train_steps: int | None = None,
         stage: Stage = "all",
         state_epochs: int | None = None,
         batch_size: int | None = None,
@@ -187,6 +188,9 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             Total epochs; with ``stage="all"``, ``state_epochs`` go to stage 1 and the rest to stage 2. Default:
             enough epochs for about ``DEFAULT_STEPS`` (2,000) gradient steps, between 20 and 400 epochs (the
             bundled datasets train in 1-4 minutes on 2 CPU cores).
+        train_steps
+            With ``max_epochs=None``: aim at this many gradient steps instead (at least 2 epochs), e.g. a smaller
+            budget for a quick run. Ignored when ``max_epochs`` is given.
         stage
             ``"state"``, ``"diffusion"`` (stage 1 frozen) or ``"all"``.
         state_epochs
@@ -224,8 +228,11 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         batch_size = data.batch_size
         if max_epochs is None:
             steps_per_epoch = max(1, data.n_train // batch_size)
-            max_epochs = int(np.clip(round(DEFAULT_STEPS / steps_per_epoch), 20, 400))
-            logger.info("Training for %d epochs (about %d gradient steps).", max_epochs, DEFAULT_STEPS)
+            if train_steps is None:
+                max_epochs = int(np.clip(round(DEFAULT_STEPS / steps_per_epoch), 20, 400))
+            else:
+                max_epochs = max(2, round(train_steps / steps_per_epoch))
+            logger.info("Training for %d epochs (%d steps per epoch).", max_epochs, steps_per_epoch)
         stages = [("state", max_epochs)] if stage == "state" else [("diffusion", max_epochs)]
         if stage == "all":
             first = state_epochs if state_epochs is not None else max(1, round(0.6 * max_epochs))
