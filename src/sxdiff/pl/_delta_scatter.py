@@ -10,6 +10,8 @@ from anndata import AnnData
 from sxdiff.data._expression import get_expression, mean_expression
 from sxdiff.metrics import pearson_delta, top_deg_indices
 
+from ._utils import finish, new_axes
+
 __all__ = ["delta_scatter"]
 
 
@@ -60,13 +62,10 @@ def delta_scatter(
     >>> true = adata[adata.obs["perturbation"] == "KLF1"]
     >>> ax = sxdiff.pl.delta_scatter(true, true, ctrl, show=False)
     """
-    import matplotlib.pyplot as plt
-
     control = mean_expression(get_expression(adata_control, layer))
     pred_delta = mean_expression(get_expression(adata_pred, layer)) - control
     true_delta = mean_expression(get_expression(adata_true, layer)) - control
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax, created = new_axes(ax, (4.5, 4.5))
     ax.scatter(true_delta, pred_delta, s=8, c="0.4", alpha=0.7, linewidths=0, rasterized=True)
     lo = float(min(true_delta.min(), pred_delta.min()))
     hi = float(max(true_delta.max(), pred_delta.max()))
@@ -83,8 +82,4 @@ def delta_scatter(
     ax.set_title(
         title if title is not None else f"Pearson r = {pearson_delta(pred_delta, true_delta, 0 * control):.2f}"
     )
-    if save is not None:
-        ax.figure.savefig(save, dpi=150, bbox_inches="tight")
-    if show or (show is None and save is None and ax is None):
-        plt.show()
-    return ax
+    return finish(ax, created=created, show=show, save=save)
