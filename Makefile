@@ -12,7 +12,7 @@ PYTEST_ARGS ?= -n 2
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install "$(TORCH)" -e ".[test,pertpy,eval]"
+	$(BIN)/python -m pip install "$(TORCH)" -e ".[test,pertpy,eval,docs]"
 	touch $@
 
 install: $(VENV)/.installed

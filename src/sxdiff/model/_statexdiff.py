@@ -217,7 +217,10 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             continues where it stopped and ends in the same state as an uninterrupted run. Checkpoints are
             Lightning files for your own runs; share trained models with :meth:`save`, not checkpoints.
         accelerator, devices, **trainer_kwargs
-            Passed to the Lightning trainer (e.g. ``strategy="ddp"``, ``precision="bf16-mixed"``).
+            Passed to the Lightning trainer (e.g. ``strategy="ddp"``, ``precision="bf16-mixed"``). ``"ddp"`` runs
+            with ``find_unused_parameters=True`` (which parameters a batch uses depends on the data: drugs
+            without SMILES, data without protein) and validation outside ``inference_mode`` (so that logged
+            metrics can be all-reduced).
         """
         if stage not in ("state", "diffusion", "all"):
             raise ValueError(f"stage must be 'state', 'diffusion' or 'all', not {stage!r}.")
@@ -238,6 +241,12 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             first = state_epochs if state_epochs is not None else max(1, round(0.6 * max_epochs))
             stages = [("state", first), ("diffusion", max(1, max_epochs - first))]
         trainer_kwargs.setdefault("gradient_clip_val", 1.0)
+        if "ddp" in str(trainer_kwargs.get("strategy", "")).lower():
+            # Lightning all-reduces validation metrics in place; inference tensors do not allow it
+            trainer_kwargs.setdefault("inference_mode", False)
+            if trainer_kwargs["strategy"] in ("ddp", "ddp_spawn"):
+                # which parameters a batch uses depends on the data (drugs without SMILES, no protein, ...)
+                trainer_kwargs["strategy"] = f"{trainer_kwargs['strategy']}_find_unused_parameters_true"
         trainer_kwargs.setdefault("reload_dataloaders_every_n_epochs", 1)  # new control partners every epoch
         previous = dict(self.history_) if self.history_ else {}
         for name, epochs in stages:
@@ -250,7 +259,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                 self._calibrate_state_scale(data)
                 self.module.ema_denoiser.load_state_dict(self.module.denoiser.state_dict())
                 self.module.ema_updates.zero_()
-            self.module.stage = name
+            self.module.set_stage(name)
             plan = StateXDiffTrainingPlan(
                 self.module,
                 seed=seed,
@@ -273,6 +282,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             runner()
             previous = _merge_history(previous, self.history_ or {}, name)
         self.history_ = previous
+        self.module.set_stage(stage)
         self.module.eval()
         self.is_trained_ = True
 

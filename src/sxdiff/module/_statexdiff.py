@@ -107,6 +107,24 @@ class StateXDiffModule(BaseModuleClass):
         self.register_buffer("state_scale", torch.ones(self.n_state))
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
+    def set_stage(self, stage: Stage) -> None:
+        """Select the losses of a stage and make only its parameters trainable.
+
+        ``"state"`` trains the VMCS; ``"diffusion"`` the drug encoder, denoiser and heads (the VMCS, and with it
+        the gene embeddings the drug templates go through, is frozen); ``"all"`` everything. Parameters a stage
+        does not use get no gradient, which distributed training (DDP) requires. The EMA copy never trains.
+        """
+        self.stage = stage
+        for name, parameter in self.named_parameters():
+            if name.startswith("ema_denoiser."):
+                parameter.requires_grad_(False)
+            elif stage == "state":
+                parameter.requires_grad_(name.startswith("vmcs."))
+            elif stage == "diffusion":
+                parameter.requires_grad_(not name.startswith("vmcs."))
+            else:
+                parameter.requires_grad_(True)
+
     # ------------------------------------------------------------------------------------ helpers
     def _protein(self, tensors: dict, key: str) -> torch.Tensor | None:
         return tensors.get(key) if self.use_protein else None

@@ -19,7 +19,8 @@ class StateXDiffTrainingPlan(TrainingPlan):
     - the random number generators are re-seeded at the start of every epoch from ``(seed, stage, epoch)``,
       so a run resumed from a checkpoint draws the same noise as an uninterrupted one;
     - every loss term is checked after each step: a NaN or infinite value stops training with a
-      :class:`NonFiniteLossError` naming the epoch, the step, the term and the last good checkpoint.
+      :class:`NonFiniteLossError` naming the epoch, the step, the term and the last good checkpoint;
+    - metrics are logged without inference tensors, so that DDP can all-reduce them.
 
     Optimiser, learning rate, logging and early stopping are scvi-tools'.
 
@@ -44,6 +45,15 @@ class StateXDiffTrainingPlan(TrainingPlan):
         """Seed torch from (seed, stage, epoch): identical draws whether or not the run was resumed."""
         stage = {"state": 1, "diffusion": 2, "all": 3}[self.module.stage]
         torch.manual_seed(self.seed * 1_000_003 + stage * 10_007 + self.current_epoch)
+
+    def compute_and_log_metrics(self, loss_output, metrics, mode: str):
+        """scvi-tools' metric logging without ``torch.inference_mode``.
+
+        Under distributed training Lightning all-reduces logged values in place, which inference tensors do not
+        allow; ``no_grad`` is enough here.
+        """
+        with torch.no_grad():
+            return TrainingPlan.compute_and_log_metrics.__wrapped__(self, loss_output, metrics, mode)
 
     def training_step(self, batch, batch_idx):
         """scvi-tools' step, then the non-finite check of every loss term."""
