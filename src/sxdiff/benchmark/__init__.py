@@ -4,7 +4,7 @@ from ._compare import compare_on_fold
 from ._harness import ABLATIONS, PROFILES, BenchmarkResult, Profile, run_benchmark
 from ._report import render_report, write_results
 from ._run import METHODS, predict_fold, run_fold, run_tasks, summarize
-from ._statexdiff_fold import predict_fold_statexdiff
+from ._statexdiff_fold import PROTEIN_PANEL, predict_fold_statexdiff
 from ._tasks import TASKS, Fold, Task, log_normalized
 from ._translator_cv import translator_cross_validation, translator_summary
 
@@ -12,6 +12,7 @@ __all__ = [
     "ABLATIONS",
     "METHODS",
     "PROFILES",
+    "PROTEIN_PANEL",
     "TASKS",
     "BenchmarkResult",
     "Fold",
