@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the out-of-distribution benchmark: baselines, StateXDiff, ablations, ceiling, paired tests",
     )
     bench.add_argument("--profile", default="quick", choices=["quick", "full"], help="what to run (default: quick)")
-    bench.add_argument("--quick", action="store_true", help="same as --profile quick (about 5 minutes on 2 CPU cores)")
+    bench.add_argument("--quick", action="store_true", help="same as --profile quick (1-2 min, 2 CPU cores)")
     bench.add_argument("--task", nargs="+", default=None, help="tasks to run (default: all bundled tasks)")
     bench.add_argument("--seeds", nargs="+", type=int, default=None, help="StateXDiff seeds (default: the profile's)")
     bench.add_argument("--ablations", nargs="*", default=None, help="ablations to run (default: the profile's)")

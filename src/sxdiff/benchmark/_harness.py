@@ -160,9 +160,9 @@ def run_benchmark(
     Parameters
     ----------
     profile
-        ``"quick"`` (one fold per task, one seed, 400 training steps, no ablations: ~5 minutes on 2 CPU
-        cores), ``"full"`` (all folds, 3 seeds, default training, all ablations on the first fold of each
-        task, translator cross-validation), or a :class:`Profile`.
+        ``"quick"`` (one fold per task, one seed, 400 training steps, no ablations: 70 s measured on 2
+        CPU cores), ``"full"`` (all folds, 3 seeds, default training, all ablations on the first fold of
+        each task, translator cross-validation; 84 min measured), or a :class:`Profile`.
     tasks
         Names in :data:`sxdiff.benchmark.TASKS` (default: all).
     methods
