@@ -116,3 +116,13 @@ def test_null_floor_is_positive_for_pearson_and_below_the_ceiling():
     assert floor["pearson_delta_top20"] < top["pearson_delta_top20"]
     with pytest.raises(ValueError, match="at least 3 control cells"):
         null_floor(control[:2])
+
+
+def test_pca_space_with_many_genes_matches_the_exact_axes():
+    rng = np.random.default_rng(4)
+    signal = rng.normal(size=(400, 3)) * [6.0, 4.0, 2.0]
+    X = signal @ rng.normal(size=(3, 2500)) / 10 + rng.normal(0, 0.1, (400, 2500))
+    space = PCASpace.fit(X, n_comps=3)
+    exact = np.linalg.svd(X - X.mean(0), full_matrices=False)[2][:3]
+    overlap = np.abs(np.sum(space.components * exact, axis=1))
+    assert (overlap > 0.99).all()

@@ -143,11 +143,13 @@ class PCASpace:
         mean = X.mean(axis=0)
         n_comps = min(n_comps, X.shape[0] - 1, X.shape[1])
         centred = X - mean
-        if centred.shape[1] <= centred.shape[0]:  # eigenvectors of the gene covariance: cheaper than an SVD
+        if centred.shape[1] <= min(centred.shape[0], 2000):  # small gene covariance: exact eigenvectors
             values, vectors = np.linalg.eigh(centred.T @ centred)
             components = vectors[:, np.argsort(values)[::-1][:n_comps]].T
-        else:
-            components = np.linalg.svd(centred, full_matrices=False)[2][:n_comps]
+        else:  # many genes: randomized SVD, never a genes x genes matrix
+            from sklearn.utils.extmath import randomized_svd
+
+            components = randomized_svd(centred, n_comps, n_iter=5, random_state=seed)[2]
         sample = _subsample(centred @ components.T, 2000, rng)
         squared = cdist(sample, sample, "sqeuclidean")[np.triu_indices(sample.shape[0], 1)]
         median = float(np.median(squared)) if squared.size else 1.0
