@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 from anndata import AnnData
 
-from sxdiff.data._expression import get_expression, mean_expression
 from sxdiff.metrics import pearson_delta, top_deg_indices
 
-from ._utils import finish, new_axes
+from ._utils import finish, mean_changes, new_axes
 
 __all__ = ["delta_scatter"]
 
@@ -62,9 +61,7 @@ def delta_scatter(
     >>> true = adata[adata.obs["perturbation"] == "KLF1"]
     >>> ax = sxdiff.pl.delta_scatter(true, true, ctrl, show=False)
     """
-    control = mean_expression(get_expression(adata_control, layer))
-    pred_delta = mean_expression(get_expression(adata_pred, layer)) - control
-    true_delta = mean_expression(get_expression(adata_true, layer)) - control
+    pred_delta, true_delta = mean_changes(adata_pred, adata_true, adata_control, layer)
     ax, created = new_axes(ax, (4.5, 4.5))
     ax.scatter(true_delta, pred_delta, s=8, c="0.4", alpha=0.7, linewidths=0, rasterized=True)
     lo = float(min(true_delta.min(), pred_delta.min()))
@@ -79,7 +76,6 @@ def delta_scatter(
         )
     ax.set_xlabel("true change from control")
     ax.set_ylabel("predicted change from control")
-    ax.set_title(
-        title if title is not None else f"Pearson r = {pearson_delta(pred_delta, true_delta, 0 * control):.2f}"
-    )
+    r = pearson_delta(pred_delta, true_delta, np.zeros_like(true_delta))
+    ax.set_title(title if title is not None else f"Pearson r = {r:.2f}")
     return finish(ax, created=created, show=show, save=save)
