@@ -11,7 +11,7 @@ from sxdiff.metrics import evaluate
 
 from ._run import predict_fold
 from ._statexdiff_fold import predict_fold_statexdiff
-from ._tasks import TASKS
+from ._tasks import TASKS, training_pca_space
 
 __all__ = ["compare_on_fold"]
 
@@ -41,10 +41,10 @@ def compare_on_fold(
         task, fold, epochs=epochs, seed=seed, train_kwargs=train_kwargs, **model_kwargs
     )[0]
     seconds = {"StateXDiff (train + predict)": time.perf_counter() - start}
+    space = training_pca_space(fold)  # the benchmark's distance space, shared by the methods
+    keys = {"dose_key": task.dose_key, "context_key": task.context_key, "pca_reference": space}
     scores = {
-        method: evaluate(pred, truth, source, dose_key=task.dose_key, context_key=task.context_key).set_index("metric")[
-            "value"
-        ]
+        method: evaluate(pred, truth, source, **keys).set_index("metric")["value"]
         for method, (_, pred, truth, source) in results.items()
     }
     if figure is not None:

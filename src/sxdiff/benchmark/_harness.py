@@ -16,7 +16,7 @@ from sxdiff.metrics import PCASpace, ceiling, evaluate, null_floor
 
 from ._run import METHODS, predict_fold
 from ._statexdiff_fold import predict_fold_statexdiff
-from ._tasks import TASKS, Fold, Task
+from ._tasks import TASKS, Fold, Task, ensure_drug_features, training_pca_space
 
 __all__ = ["ABLATIONS", "PROFILES", "BenchmarkResult", "Profile", "run_benchmark"]
 
@@ -106,13 +106,6 @@ def _tidy(table: pd.DataFrame, task: Task, fold: Fold, seed: int | str, method: 
     table.insert(0, "fold", fold.name)
     table.insert(0, "task", task.name)
     return table
-
-
-def _prepare(fold: Fold) -> None:
-    import sxdiff
-
-    if "sxdiff_drugs" not in fold.adata.uns:
-        sxdiff.pp.drug_features(fold.adata, drug_key="perturbation", allow_structure_free=True)
 
 
 def _score(task: Task, fold: Fold, predictions, space: PCASpace, seed, method: str) -> pd.DataFrame:
@@ -212,9 +205,8 @@ def run_benchmark(
         task = TASKS[task_name]
         folds = list(task.folds(seed=0))[: chosen.folds_per_task]
         for fold_number, fold in enumerate(folds):
-            _prepare(fold)
-            train = fold.adata[(fold.adata.obs["sxdiff_split"].astype(str) != "test").to_numpy()]
-            space = PCASpace.fit(train.X)
+            ensure_drug_features(fold.adata)
+            space = training_pca_space(fold)
             reference = None
             for method in methods:
                 logger.info("benchmark: %s fold %s, %s", task_name, fold.name, method)

@@ -19,7 +19,7 @@ from sxdiff.model import (
     StateMatchedBaseline,
 )
 
-from ._tasks import TASKS, Fold, Task
+from ._tasks import TASKS, Fold, Task, ensure_drug_features
 
 __all__ = ["METHODS", "MethodName", "predict_fold", "run_fold", "run_tasks", "summarize"]
 
@@ -44,10 +44,8 @@ def predict_fold(task: Task, fold: Fold, method: MethodName) -> list[tuple[str, 
     One ``(context, predicted, true, control)`` tuple per test context; condition columns are strings.
     """
     adata = fold.adata
-    if method in ("nearest_drug", "ridge") and "sxdiff_drugs" not in adata.uns:
-        from sxdiff.pp import drug_features
-
-        drug_features(adata, drug_key="perturbation", allow_structure_free=True)
+    if method in ("nearest_drug", "ridge"):
+        ensure_drug_features(adata)
     split = adata.obs["sxdiff_split"].astype(str)
     train = adata[split != "test"]
     test = adata[split == "test"]

@@ -6,7 +6,7 @@ from anndata import AnnData
 
 from sxdiff.data._expression import log_normalize
 
-from ._tasks import Fold, Task
+from ._tasks import Fold, Task, ensure_drug_features
 
 __all__ = ["PROTEIN_PANEL", "predict_fold_statexdiff"]
 
@@ -55,8 +55,7 @@ def predict_fold_statexdiff(
 
     adata = fold.adata.copy()
     has_counts = "counts" in adata.layers
-    if "sxdiff_drugs" not in adata.uns:
-        sxdiff.pp.drug_features(adata, drug_key="perturbation", allow_structure_free=True)
+    ensure_drug_features(adata)
     protein_key = None
     if protein_context:
         sxdiff.pp.protein_context(adata, proteins=list(PROTEIN_PANEL))

@@ -13,7 +13,7 @@ from anndata import AnnData
 from sxdiff import datasets
 from sxdiff.pp import ood_split
 
-__all__ = ["TASKS", "Fold", "Task", "TaskName", "log_normalized"]
+__all__ = ["TASKS", "Fold", "Task", "TaskName", "ensure_drug_features", "log_normalized", "training_pca_space"]
 
 TaskName = Literal["glioblastoma_unseen_patient", "l1000_unseen_drugs", "norman_unseen_combinations"]
 
@@ -69,6 +69,21 @@ def log_normalized(adata: AnnData, target_sum: float = 1e4) -> AnnData:
     sc.pp.log1p(adata)
     adata.uns["sxdiff"] = {**adata.uns["sxdiff"], "expression_scale": "log1p"}
     return adata
+
+
+def ensure_drug_features(adata: AnnData) -> None:
+    """Describe the perturbations once (``uns["sxdiff_drugs"]``) for every method that needs drug features."""
+    if "sxdiff_drugs" not in adata.uns:
+        from sxdiff.pp import drug_features
+
+        drug_features(adata, drug_key="perturbation", allow_structure_free=True)
+
+
+def training_pca_space(fold: Fold):
+    """The PCA space of a fold's training cells, in which every method's distances are computed."""
+    from sxdiff.metrics import PCASpace
+
+    return PCASpace.fit(fold.adata[(fold.adata.obs["sxdiff_split"].astype(str) != "test").to_numpy()].X)
 
 
 def _each_patient(adata: AnnData) -> list[list[str]]:
