@@ -8,9 +8,12 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
+from ._on_disk import is_on_disk, row_blocks
+
 __all__ = [
     "ExpressionScale",
     "check_finite",
+    "count_negative",
     "detect_expression_scale",
     "get_expression",
     "log_normalize",
@@ -50,20 +53,29 @@ def check_finite(matrix, *, where: str) -> None:
     Parameters
     ----------
     matrix
-        Dense array or scipy sparse matrix.
+        Dense array, scipy sparse matrix, or a matrix on disk (backed ``X``), checked block by block.
     where
         What the matrix is (e.g. ``"adata.X"``), used in the message.
     """
-    values = stored_values(matrix)
-    if not np.issubdtype(values.dtype, np.number):
-        raise ValueError(f"{where} has dtype {values.dtype}; expression values must be numeric.")
-    bad = ~np.isfinite(values)
-    if bad.any():
-        n_nan = int(np.isnan(values).sum())
+    n_nan = n_infinite = 0
+    for _, block in row_blocks(matrix):
+        values = stored_values(block)
+        if not np.issubdtype(values.dtype, np.number):
+            raise ValueError(f"{where} has dtype {values.dtype}; expression values must be numeric.")
+        bad = ~np.isfinite(values)
+        if bad.any():
+            nan = int(np.isnan(values).sum())
+            n_nan, n_infinite = n_nan + nan, n_infinite + int(bad.sum()) - nan
+    if n_nan or n_infinite:
         raise ValueError(
-            f"{where} contains {n_nan} NaN and {int(bad.sum()) - n_nan} infinite value(s). Remove or "
+            f"{where} contains {n_nan} NaN and {n_infinite} infinite value(s). Remove or "
             "impute them (e.g. `adata = adata[~np.isnan(adata.X).any(axis=1)]`) before using sxdiff."
         )
+
+
+def count_negative(matrix) -> int:
+    """Number of negative stored values (block by block for a matrix on disk)."""
+    return sum(int((stored_values(block) < 0).sum()) for _, block in row_blocks(matrix))
 
 
 def detect_expression_scale(matrix, *, max_entries: int = 2_000_000) -> ExpressionScale:
@@ -72,9 +84,10 @@ def detect_expression_scale(matrix, *, max_entries: int = 2_000_000) -> Expressi
     Parameters
     ----------
     matrix
-        Dense array or scipy sparse matrix (assumed finite).
+        Dense array, scipy sparse matrix or matrix on disk (assumed finite).
     max_entries
-        Only the first ``max_entries`` stored values are inspected, to keep this fast on large data.
+        Only the first ``max_entries`` stored values are inspected, to keep this fast on large data (on disk:
+        the first ``max_entries / n_genes`` cells, at least 1,000).
 
     Returns
     -------
@@ -95,6 +108,9 @@ def detect_expression_scale(matrix, *, max_entries: int = 2_000_000) -> Expressi
     >>> detect_expression_scale(np.log1p(np.array([[0.0, 3.0], [1.0, 7.0]])))
     'log1p'
     """
+    if is_on_disk(matrix):
+        n_rows = min(matrix.shape[0], max(1000, max_entries // max(1, matrix.shape[1])))
+        matrix = matrix[:n_rows]
     values = stored_values(matrix).ravel()[:max_entries]
     if values.size == 0:
         return "counts"
@@ -136,7 +152,12 @@ def log_normalize(counts, target_sum: float = 1e4):
 
 
 def mean_expression(matrix) -> np.ndarray:
-    """Mean over cells (rows) in float64, for dense or sparse matrices."""
+    """Mean over cells (rows) in float64, for dense, sparse or on-disk matrices."""
+    if is_on_disk(matrix):
+        total = np.zeros(matrix.shape[1])
+        for _, block in row_blocks(matrix):
+            total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
+        return total / max(1, matrix.shape[0])
     if sp.issparse(matrix):
         return np.asarray(matrix.astype(np.float64).mean(axis=0)).ravel()
     return np.asarray(matrix, dtype=np.float64).mean(axis=0)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ._expression import ExpressionScale, check_finite, detect_expression_scale, get_expression, stored_values
+from ._expression import ExpressionScale, check_finite, count_negative, detect_expression_scale, get_expression
 from ._perturbation_sets import parse_doses, parse_perturbations
 
 __all__ = ["PerturbationData", "resolve_obs_column", "validate_perturbation_data"]
@@ -128,7 +128,7 @@ def _check_expression(adata: AnnData, layer: str | None, expression_scale: str) 
         logger.info("Expression values in %s look like %s.", where, detected)
         return detected
     if expression_scale == "counts":
-        n_negative = int((stored_values(matrix) < 0).sum())
+        n_negative = count_negative(matrix)
         if n_negative:
             raise ValueError(
                 f"{where} was declared as counts but has {n_negative} negative value(s). Pass the raw "

@@ -11,10 +11,12 @@ import numpy as np
 import torch
 from anndata import AnnData
 from mudata import MuData
+from scvi import REGISTRY_KEYS
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
 from sxdiff.data._control_matcher import ControlMatcher
+from sxdiff.data._on_disk import is_on_disk
 from sxdiff.data._perturbation_field import decode_perturbation_field
 from sxdiff.data._validation import resolve_obs_column
 from sxdiff.drugs._features import DrugFeatures
@@ -174,6 +176,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         validation_fraction: float = 0.1,
         early_stopping: bool = False,
         pairing: Literal["ot", "random"] = "ot",
+        storage: Literal["auto", "memory", "disk"] = "auto",
         seed: int = 0,
         checkpoint_dir: str | os.PathLike | None = None,
         accelerator: str = "auto",
@@ -208,6 +211,13 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         pairing
             How the diffusion stage pairs perturbed cells with controls of their context: ``"ot"`` (minibatch
             optimal transport on the stage-1 states, the default) or ``"random"``.
+        storage
+            Where training reads expression values from. ``"memory"``: the registered matrix is loaded once as a
+            dense float32 array (fastest; needs ``cells x genes x 4`` bytes). ``"disk"``: each minibatch reads its
+            cells from where the matrix lives — the file of an AnnData opened with ``backed="r"``, or an in-memory
+            sparse matrix — in runs of nearby rows (cells are shuffled in blocks of consecutive cells), so memory
+            does not grow with the number of cells. ``"auto"``: ``"disk"`` for backed data, else ``"memory"``.
+            See the scaling guide.
         seed
             Seed of shuffling, control matching, noise and dropout (re-seeded every epoch): on CPU the same seed
             gives the same weights. Seed the initial weights with ``torch.manual_seed`` before creating the model.
@@ -227,7 +237,12 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         import lightning.pytorch as pl
 
         pl.seed_everything(seed, verbose=False)
-        data = self._paired_data(split_key, validation_fraction, batch_size, seed)
+        if storage not in ("auto", "memory", "disk"):
+            raise ValueError(f"storage must be 'auto', 'memory' or 'disk', not {storage!r}.")
+        if storage == "auto":
+            storage = "disk" if is_on_disk(self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)) else "memory"
+        logger.info("Reading training cells from %s.", storage)
+        data = self._paired_data(split_key, validation_fraction, batch_size, seed, storage)
         batch_size = data.batch_size
         if max_epochs is None:
             steps_per_epoch = max(1, data.n_train // batch_size)
@@ -286,7 +301,9 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         self.module.eval()
         self.is_trained_ = True
 
-    def _paired_data(self, split_key, validation_fraction, batch_size: int | None, seed) -> PairedPerturbationData:
+    def _paired_data(
+        self, split_key, validation_fraction, batch_size: int | None, seed, storage: str = "memory"
+    ) -> PairedPerturbationData:
         adata, manager = self.adata, self.adata_manager
         found = self._parse(adata)
         features = self._features()
@@ -316,7 +333,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             validation = rng.choice(train, size=max(1, len(train) // 10), replace=False)
         matcher = ControlMatcher(allowed_controls, found.contexts, found.batches)
         return PairedPerturbationData(
-            self._expression(adata, manager),
+            self._expression(adata, manager, storage),
             self._protein(adata, manager),
             index,
             dose.astype(np.float32),
@@ -330,10 +347,10 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
 
     @torch.no_grad()
     def _calibrate_state_scale(self, data: PairedPerturbationData) -> None:
-        """Scale of state changes per dimension, so the diffusion target has unit variance."""
+        """Scale of state changes per dimension, so the diffusion target has unit variance (from <= 20,000 pairs)."""
         self.module.eval()
         changes = []
-        for batch in data.training_pairs():
+        for batch in data.training_pairs(max_pairs=20_000):
             batch = {k: v.to(self.device) for k, v in batch.items()}
             out = self.module.inference(batch)
             changes.append((out["state"].z - out["state_control"].z).cpu())

@@ -13,6 +13,7 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.data.fields import MuDataWrapper
 
+from sxdiff.data._on_disk import RowReader
 from sxdiff.data._perturbation_field import PerturbationSetField
 from sxdiff.data._protein import clr
 from sxdiff.data._validation import validate_perturbation_data
@@ -203,9 +204,10 @@ class StateXDiffSetupMixin:
         names = [str(n) for n in info["names"]]
         return names, list(np.asarray(info.get("reliability", np.ones(len(names))), dtype=float))
 
-    def _expression(self, adata, manager) -> np.ndarray:
-        values = manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-        return np.asarray(values.toarray() if sp.issparse(values) else values, dtype=np.float32)
+    def _expression(self, adata, manager, storage: Literal["memory", "disk"] = "memory") -> np.ndarray | RowReader:
+        """The registered expression: dense float32 array (``"memory"``) or a reader of minibatch rows (``"disk"``)."""
+        reader = RowReader(manager.get_from_registry(REGISTRY_KEYS.X_KEY))
+        return reader if storage == "disk" else reader[:]
 
     def _protein(self, adata, manager) -> np.ndarray | None:
         if not len(self.protein_names_):

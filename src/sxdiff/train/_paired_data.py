@@ -29,6 +29,32 @@ class _FixedPermutation(Sampler):
         return iter(np.random.default_rng(self.seed).permutation(self.n).tolist())
 
 
+class _BlockPermutation(Sampler):
+    """A random order that keeps blocks of consecutive cells together, for reading from disk.
+
+    The cells are cut into blocks of ``block`` consecutive positions; blocks are shuffled, then positions are
+    shuffled within windows of ``window`` blocks. A minibatch then holds runs of nearby cells (a few reads each)
+    while still mixing ``window`` distant parts of the data, as in scDataset / annbatch block sampling. A
+    function of the seed only, like :class:`_FixedPermutation`.
+    """
+
+    def __init__(self, n: int, seed: int, block: int = 16, window: int = 64) -> None:
+        self.n, self.seed, self.block, self.window = n, seed, block, window
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        blocks = np.array_split(np.arange(self.n), max(1, -(-self.n // self.block)))
+        order = [blocks[b] for b in rng.permutation(len(blocks))]
+        out = []
+        for start in range(0, len(order), self.window):
+            positions = np.concatenate(order[start : start + self.window])
+            out.append(rng.permutation(positions))
+        return iter(np.concatenate(out).tolist() if out else [])
+
+
 class _PairDataset(Dataset):
     """Perturbed cells paired with controls redrawn every epoch (different controls each time)."""
 
@@ -108,7 +134,8 @@ class PairedPerturbationData(pl.LightningDataModule):
     Parameters
     ----------
     expression
-        Cells x genes float32 array (the registered expression).
+        Cells x genes float32 array (the registered expression), or a :class:`~sxdiff.data.RowReader` that reads the
+        rows of each minibatch from disk (then training cells are shuffled in blocks of consecutive cells).
     protein
         Cells x proteins float32 array, or ``None``.
     drug_index, drug_dose, drug_mask
@@ -156,9 +183,21 @@ class PairedPerturbationData(pl.LightningDataModule):
         self.train_set.partners = self.train_set._draw()
         self.validation_set.partners = self.validation_set._draw()
 
-    def training_pairs(self):
-        """The current training pairs in order, without shuffling or redrawing (e.g. for statistics)."""
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=False, collate_fn=self.train_set.collate)
+    @property
+    def on_disk(self) -> bool:
+        """Whether expression rows are read from disk per minibatch (block-shuffled order)."""
+        return bool(getattr(self.expression, "on_disk", False))
+
+    def training_pairs(self, max_pairs: int | None = None):
+        """The current training pairs in order, without shuffling or redrawing (e.g. for statistics).
+
+        With ``max_pairs``, at most that many evenly spaced pairs.
+        """
+        positions = np.arange(len(self.train_set))
+        if max_pairs is not None and len(positions) > max_pairs:
+            positions = positions[np.linspace(0, len(positions) - 1, max_pairs).round().astype(int)]
+        collate = self.train_set.collate
+        return DataLoader(positions.tolist(), batch_size=self.batch_size, shuffle=False, collate_fn=collate)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled pairs with the controls of the trainer's current epoch (redrawn every epoch).
@@ -169,10 +208,11 @@ class PairedPerturbationData(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         epoch = trainer.current_epoch if trainer is not None else 0
         self.train_set.set_epoch(epoch)
+        order = _BlockPermutation if self.on_disk else _FixedPermutation
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,
-            sampler=_FixedPermutation(len(self.train_set), self.seed + 1 + epoch),
+            sampler=order(len(self.train_set), self.seed + 1 + epoch),
             collate_fn=self.train_set.collate,
             generator=torch.Generator().manual_seed(self.seed + 1 + epoch),  # or iterating draws from torch's RNG
             drop_last=len(self.train_set) > self.batch_size,

@@ -1,0 +1,287 @@
+"""Throughput of StateXDiff trained and predicting from a backed ``.h5ad`` (10k / 100k / 1M cells x 2,000 genes).
+
+Command (repository root, after `make install`):
+
+    .venv/bin/python benchmarks/throughput_on_disk.py --cells 10000 100000 1000000 \\
+        --data-dir /tmp/sxdiff_throughput [--max-batches 400]
+
+For each size the script writes synthetic counts straight to disk (``benchmarks/_on_disk_data.py``: CSR,
+about 20 % non-zero, 4 contexts, 40 drugs at 3 doses, 10 % controls; 1M cells = 1.9 GB) and runs, each in
+its own process so that peak RSS is the process's own:
+
+- **StateXDiff** from the file opened with ``backed="r"`` (``train(storage="auto")`` reads from disk): one
+  epoch of stage 1 and one of stage 2 (default model size, default batch size), each timed by a callback
+  from the epoch's first batch to its end (validation included); what training spends outside epochs
+  (trainer start-up, encoding every cell for optimal-transport pairing, calibrating the state scale) is
+  reported separately. Then ``predict``
+  with 10 DDIM steps from the first 20,000 cells of the file, streamed to an ``out_path`` file.
+- **SCVI** (scvi-tools' reference model, default size) on the same cells loaded in memory (its fastest
+  setting), one epoch timed the same way.
+
+``--max-batches N`` stops each epoch after N training batches (and N validation batches) and scales the
+time to the full epoch (``seconds x batches per epoch / batches run``); the report says when it did.
+Writes ``benchmarks/results/throughput_on_disk.{md,csv}`` with the machine description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+PREDICT_CELLS = 20_000
+
+
+class EpochTimer(pl.Callback):
+    """Seconds of each epoch (first training batch to the end of the epoch, validation included)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.batches: list[int] = []
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+        self.batches.append(int(trainer.num_training_batches))
+
+
+def _quiet() -> None:
+    import logging
+
+    warnings.filterwarnings("ignore")
+    for name in ("scvi", "lightning", "lightning.pytorch", "sxdiff", "sxdiff.drugs"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # kB on Linux
+
+
+def _epoch_limits(max_batches: int | None) -> dict:
+    return {} if max_batches is None else {"limit_train_batches": max_batches, "limit_val_batches": max_batches}
+
+
+def _full_epoch_seconds(timer: EpochTimer, n_train: int, batch_size: int, max_batches: int | None) -> list[float]:
+    """Measured epoch seconds scaled to a whole epoch when it was cut at ``max_batches``."""
+    per_epoch = max(1, n_train // batch_size)
+    if max_batches is None or max_batches >= per_epoch:
+        return timer.seconds
+    return [s * per_epoch / b for s, b in zip(timer.seconds, timer.batches, strict=True)]
+
+
+def run_statexdiff(path: Path, max_batches: int | None) -> dict:
+    """One epoch of each stage from the backed file, then prediction throughput (runs in a child process)."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+    import torch
+    from _on_disk_data import drug_table
+
+    import sxdiff
+
+    _quiet()
+    start = time.perf_counter()
+    adata = ad.read_h5ad(path, backed="r")
+    sxdiff.pp.drug_features(
+        adata, drug_key="perturbation", drug_table=drug_table(adata.n_vars), use_bundled_tables=False
+    )
+    keys = {"perturbation_key": "perturbation", "control_value": "control", "dose_key": "dose"}
+    keys["context_key"] = "context"
+    sxdiff.model.StateXDiff.setup_anndata(adata, **keys)
+    torch.manual_seed(0)
+    model = sxdiff.model.StateXDiff(adata)
+    setup_seconds = time.perf_counter() - start
+    n_perturbed = int((adata.obs["perturbation"] != "control").sum())
+    n_train = n_perturbed - max(1, round(0.1 * n_perturbed))
+    batch_size = int(np.clip(n_train // 8, 32, 256))
+    timer = EpochTimer()
+    start = time.perf_counter()
+    model.train(
+        max_epochs=2,
+        state_epochs=1,
+        storage="auto",
+        callbacks=[timer],
+        enable_progress_bar=False,
+        logger=False,
+        enable_checkpointing=False,
+        **_epoch_limits(max_batches),
+    )
+    train_seconds = time.perf_counter() - start
+    state_epoch, diffusion_epoch = _full_epoch_seconds(timer, n_train, batch_size, max_batches)
+    measured = sum(timer.seconds)
+    sources = adata[: min(PREDICT_CELLS, adata.n_obs)]
+    conditions = pd.DataFrame({"perturbation": ["drug_0"], "dose": [1.0]})
+    out_path = path.with_name(path.stem + "_predicted.h5ad")
+    start = time.perf_counter()
+    model.predict(sources, conditions, n_steps=10, seed=0, allow_non_control=True, out_path=out_path)
+    predict_seconds = time.perf_counter() - start
+    out_path.unlink(missing_ok=True)
+    return {
+        "model": "StateXDiff (backed h5ad)",
+        "cells": adata.n_obs,
+        "train_cells_per_epoch": n_train,
+        "batch_size": batch_size,
+        "setup_s": setup_seconds,
+        "epoch_s": state_epoch,
+        "epoch2_s": diffusion_epoch,
+        "outside_epochs_s": train_seconds - measured,
+        "predict_cells_per_s": sources.n_obs / predict_seconds,
+        "peak_rss_gb": _peak_rss_gb(),
+        "epoch_batches_run": timer.batches,
+    }
+
+
+def run_scvi(path: Path, max_batches: int | None) -> dict:
+    """One SCVI epoch on the same cells in memory (runs in a child process)."""
+    import anndata as ad
+    import scvi
+    import torch
+
+    _quiet()
+    adata = ad.read_h5ad(path)
+    scvi.model.SCVI.setup_anndata(adata)
+    torch.manual_seed(0)
+    model = scvi.model.SCVI(adata)
+    timer = EpochTimer()
+    model.train(
+        max_epochs=1,
+        callbacks=[timer],
+        enable_progress_bar=False,
+        logger=False,
+        enable_checkpointing=False,
+        **_epoch_limits(max_batches),
+    )
+    n_train = round(0.9 * adata.n_obs)
+    (epoch,) = _full_epoch_seconds(timer, n_train, 128, max_batches)
+    return {
+        "model": "SCVI (in memory)",
+        "cells": adata.n_obs,
+        "train_cells_per_epoch": n_train,
+        "batch_size": 128,
+        "epoch_s": epoch,
+        "peak_rss_gb": _peak_rss_gb(),
+        "epoch_batches_run": timer.batches,
+    }
+
+
+def _machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    return (
+        f"{platform.platform()}, {cpu}, {os.cpu_count()} CPU cores visible, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)"
+    )
+
+
+def _report(rows: list[dict], command: str, max_batches: int | None) -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    sx = frame[frame["model"].str.startswith("StateXDiff")].set_index("cells")
+    sc = frame[frame["model"].str.startswith("SCVI")].set_index("cells")
+    lines = [
+        "# Throughput from disk: StateXDiff vs SCVI, synthetic counts x 2,000 genes",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {_machine()}.",
+        "",
+        "Epoch seconds run from the first training batch to the end of the epoch, validation included. "
+        + (
+            f"Epochs were cut at {max_batches} batches and scaled to a whole epoch."
+            if max_batches is not None
+            else "Whole epochs."
+        ),
+        "",
+        "| cells | StateXDiff stage-1 epoch (s) | stage-2 epoch (s) | outside epochs (s) | SCVI epoch (s) "
+        "| ratio stage 1 / SCVI | ratio stage 2 / SCVI | predict cells/s (10 steps) | peak RSS StateXDiff (GB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cells in sx.index:
+        s = sx.loc[cells]
+        scvi_epoch = sc.loc[cells, "epoch_s"] if cells in sc.index else float("nan")
+        lines.append(
+            f"| {cells:,} | {s['epoch_s']:.1f} | {s['epoch2_s']:.1f} | {s['outside_epochs_s']:.1f} | "
+            f"{scvi_epoch:.1f} | {s['epoch_s'] / scvi_epoch:.2f} | {s['epoch2_s'] / scvi_epoch:.2f} | "
+            f"{s['predict_cells_per_s']:.0f} | {s['peak_rss_gb']:.2f} |"
+        )
+    lines += ["", "## Targets", ""]
+    if len(sx):
+        largest = sx.index.max()
+        fastest = sx["predict_cells_per_s"].min()
+        ratio = max((sx["epoch_s"] / sc["epoch_s"]).max(), (sx["epoch2_s"] / sc["epoch_s"]).max())
+        lines.append(
+            f"- Prediction >= 1,000 cells/s at 10 steps: slowest {fastest:.0f} cells/s — "
+            f"{'met' if fastest >= 1000 else 'NOT met'}."
+        )
+        lines.append(f"- Epoch <= 3x SCVI: worst ratio {ratio:.2f} — {'met' if ratio <= 3 else 'NOT met'}.")
+        if 100_000 in sx.index and largest >= 1_000_000:
+            growth = sx.loc[largest, "peak_rss_gb"] / sx.loc[100_000, "peak_rss_gb"]
+            lines.append(
+                f"- Peak RSS at {largest:,} within 1.5x of 100,000: {growth:.2f}x — "
+                f"{'met' if growth <= 1.5 else 'NOT met'}."
+            )
+    lines += ["", "Per-run details: `throughput_on_disk.csv`.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/sxdiff_throughput"))
+    parser.add_argument("--max-batches", type=int, default=None, help="cut epochs at this many batches and scale")
+    parser.add_argument("--child", choices=["statexdiff", "scvi"], help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.child:
+        run = run_statexdiff if args.child == "statexdiff" else run_scvi
+        print(json.dumps(run(args.file, args.max_batches)))
+        return
+    sys.path.insert(0, str(HERE))
+    from _on_disk_data import write_counts
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for cells in args.cells:
+        path = args.data_dir / f"cells_{cells}.h5ad"
+        if not path.exists():
+            start = time.perf_counter()
+            write_counts(path, cells)
+            print(f"wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
+        for child in ("statexdiff", "scvi"):
+            command = [sys.executable, __file__, "--child", child, "--file", str(path)]
+            if args.max_batches is not None:
+                command += ["--max-batches", str(args.max_batches)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"{child} on {cells} cells failed:\n{done.stderr[-3000:]}")
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(row, flush=True)
+            rows.append(row)
+    import pandas as pd
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(args.out / "throughput_on_disk.csv", index=False)
+    command = "python benchmarks/throughput_on_disk.py " + " ".join(sys.argv[1:])
+    (args.out / "throughput_on_disk.md").write_text(_report(rows, command, args.max_batches))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    main()
