@@ -28,6 +28,16 @@ def _balanced(name: str) -> bool:
     return all(name.count(o) == name.count(c) for o, c in ("()", "[]", "{}"))
 
 
+def _parse_label(label: str, control_value: str, delimiter: str) -> tuple[str, ...] | None:
+    """Members of one label (``()`` for controls), or ``None`` when malformed."""
+    if label == control_value:
+        return ()
+    members = _split_label(label, delimiter)
+    if any(m == "" or not _balanced(m) for m in members) or len(set(members)) != len(members):
+        return None
+    return members
+
+
 def parse_perturbations(
     values: Iterable[object],
     *,
@@ -65,16 +75,16 @@ def parse_perturbations(
     """
     parsed: list[tuple[str, ...]] = []
     missing, malformed = 0, set()
+    known: dict[str, tuple[str, ...] | None] = {}  # each distinct label parsed once; cells share the tuple
     for value in values:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             missing += 1
             continue
         label = str(value)
-        if label == control_value:
-            parsed.append(())
-            continue
-        members = _split_label(label, delimiter)
-        if any(m == "" or not _balanced(m) for m in members) or len(set(members)) != len(members):
+        if label not in known:
+            known[label] = _parse_label(label, control_value, delimiter)
+        members = known[label]
+        if members is None:
             malformed.add(label)
             continue
         parsed.append(members)
@@ -110,6 +120,29 @@ def _parse_dose_value(value: object, n_members: int, delimiter: str) -> tuple[fl
     if len(numbers) == 1 and n_members > 1:
         return numbers * n_members
     return numbers
+
+
+def _dose_outcome(
+    value: object, members: tuple[str, ...], delimiter: str, default_dose: float | None
+) -> tuple[str, tuple[float, ...]]:
+    """Parse one cell's dose into ``(kind, dose)``.
+
+    ``kind`` is ``"ok"``, ``"not_number"``, ``"missing"``, ``"mismatched"`` (count differs from the members) or
+    ``"invalid"`` (negative or infinite); ``dose`` is ``()`` when there is none.
+    """
+    try:
+        dose = _parse_dose_value(value, len(members), delimiter)
+    except ValueError:
+        return "not_number", ()
+    if dose is None:
+        if default_dose is None:
+            return "missing", ()
+        dose = (float(default_dose),) * len(members)
+    if len(dose) != len(members):
+        return "mismatched", dose
+    if any((not math.isfinite(d)) or d < 0 for d in dose):
+        return "invalid", dose
+    return "ok", dose
 
 
 def parse_doses(
@@ -168,25 +201,25 @@ def parse_doses(
     mismatched: list[str] = []
     invalid: list[str] = []
     n_missing = 0
+    known: dict = {}  # each distinct (dose, members) pair parsed once; cells share the tuple
     for value, members in zip(dose_list, sets, strict=True):
         if not members:
             parsed.append(())
             continue
+        key = (value, members)
         try:
-            dose = _parse_dose_value(value, len(members), delimiter)
-        except ValueError:
+            kind, dose = known[key]
+        except KeyError:
+            kind, dose = known[key] = _dose_outcome(value, members, delimiter, default_dose)
+        except TypeError:  # an unhashable value
+            kind, dose = _dose_outcome(value, members, delimiter, default_dose)
+        if kind == "not_number":
             not_numbers[str(value)] = not_numbers.get(str(value), 0) + 1
-            parsed.append(())
-            continue
-        if dose is None:
-            if default_dose is None:
-                n_missing += 1
-                parsed.append(())
-                continue
-            dose = (float(default_dose),) * len(members)
-        if len(dose) != len(members):
+        elif kind == "missing":
+            n_missing += 1
+        elif kind == "mismatched":
             mismatched.append(f"{delimiter.join(members)!r} with dose {value!r}")
-        elif any((not math.isfinite(d)) or d < 0 for d in dose):
+        elif kind == "invalid":
             invalid.append(repr(value))
         parsed.append(dose)
     if not_numbers:

@@ -301,12 +301,12 @@ class StateXDiffPredictMixin:
         self._check_genes(adata)
         (x, where), protein = self._source_expression(adata), self._source_protein(adata)
         self.module.eval()
-        out = []
+        out = np.empty((x.shape[0], self.module.n_state), dtype=np.float32)  # filled in place: no per-batch pieces
         for start in range(0, x.shape[0], batch_size):
             xb = torch.as_tensor(_finite(x[start : start + batch_size], where), device=self.device)
             pb = None if protein is None else torch.as_tensor(protein[start : start + batch_size], device=self.device)
-            out.append(self.module.encode(xb, pb).z.cpu().numpy())
-        return np.vstack(out)
+            out[start : start + xb.shape[0]] = self.module.encode(xb, pb).z.cpu().numpy()
+        return out
 
     @torch.no_grad()
     def get_drug_embedding(
