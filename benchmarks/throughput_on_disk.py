@@ -3,7 +3,7 @@
 Command (repository root, after `make install`):
 
     .venv/bin/python benchmarks/throughput_on_disk.py --cells 10000 100000 1000000 \\
-        --data-dir /tmp/sxdiff_throughput [--max-batches 400]
+        --data-dir /tmp/sxdiff_throughput --max-batches 400 --full-epochs-up-to 100000
 
 For each size the script writes synthetic counts straight to disk (``benchmarks/_on_disk_data.py``: CSR,
 about 20 % non-zero, 4 contexts, 40 drugs at 3 doses, 10 % controls; 1M cells = 1.9 GB) and runs, each in
@@ -19,8 +19,13 @@ its own process so that peak RSS is the process's own:
   setting), one epoch timed the same way.
 
 ``--max-batches N`` stops each epoch after N training batches (and N validation batches) and scales the
-time to the full epoch (``seconds x batches per epoch / batches run``); the report says when it did.
-Writes ``benchmarks/results/throughput_on_disk.{md,csv}`` with the machine description.
+time to the full epoch (``seconds x batches per epoch / batches run``), for sizes above
+``--full-epochs-up-to`` (default: all sizes); the report says which rows were scaled. Peak RSS does not
+depend on the number of batches run (nothing accumulates per batch; the 100k run's whole epoch has fewer
+batches than the cut 1M epoch).
+``--accelerator`` (default ``auto``: the GPU when torch sees one) trains and predicts on that device; GPU
+runs write ``throughput_on_disk_gpu.{md,csv}``. Writes ``benchmarks/results/throughput_on_disk.{md,csv}``
+with the machine description.
 """
 
 from __future__ import annotations
@@ -83,7 +88,7 @@ def _full_epoch_seconds(timer: EpochTimer, n_train: int, batch_size: int, max_ba
     return [s * per_epoch / b for s, b in zip(timer.seconds, timer.batches, strict=True)]
 
 
-def run_statexdiff(path: Path, max_batches: int | None) -> dict:
+def run_statexdiff(path: Path, max_batches: int | None, accelerator: str) -> dict:
     """One epoch of each stage from the backed file, then prediction throughput (runs in a child process)."""
     import anndata as ad
     import numpy as np
@@ -111,6 +116,8 @@ def run_statexdiff(path: Path, max_batches: int | None) -> dict:
     timer = EpochTimer()
     start = time.perf_counter()
     model.train(
+        accelerator=accelerator,
+        devices=1,
         max_epochs=2,
         state_epochs=1,
         storage="auto",
@@ -145,7 +152,7 @@ def run_statexdiff(path: Path, max_batches: int | None) -> dict:
     }
 
 
-def run_scvi(path: Path, max_batches: int | None) -> dict:
+def run_scvi(path: Path, max_batches: int | None, accelerator: str) -> dict:
     """One SCVI epoch on the same cells in memory (runs in a child process)."""
     import anndata as ad
     import scvi
@@ -158,6 +165,8 @@ def run_scvi(path: Path, max_batches: int | None) -> dict:
     model = scvi.model.SCVI(adata)
     timer = EpochTimer()
     model.train(
+        accelerator=accelerator,
+        devices=1,
         max_epochs=1,
         callbacks=[timer],
         enable_progress_bar=False,
@@ -178,17 +187,22 @@ def run_scvi(path: Path, max_batches: int | None) -> dict:
     }
 
 
-def _machine() -> str:
+def _machine(accelerator: str) -> str:
     import torch
 
     cpu = platform.processor() or platform.machine()
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if accelerator == "gpu" else ", training and prediction on CPU"
     return (
         f"{platform.platform()}, {cpu}, {os.cpu_count()} CPU cores visible, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)"
+        f"({torch.get_num_threads()} threads){gpu}"
     )
 
 
-def _report(rows: list[dict], command: str, max_batches: int | None) -> str:
+def _batches(value) -> str:
+    return ", ".join(str(v) for v in (value if isinstance(value, list | tuple) else [value]))
+
+
+def _report(rows: list[dict], command: str, accelerator: str) -> str:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
@@ -199,18 +213,17 @@ def _report(rows: list[dict], command: str, max_batches: int | None) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: {_machine()}.",
+        f"Machine: {_machine(accelerator)}.",
         "",
-        "Epoch seconds run from the first training batch to the end of the epoch, validation included. "
-        + (
-            f"Epochs were cut at {max_batches} batches and scaled to a whole epoch."
-            if max_batches is not None
-            else "Whole epochs."
-        ),
+        "Epoch seconds run from the first training batch to the end of the epoch, validation included; "
+        "'batches run' says whether the epoch was whole or cut and scaled to a whole epoch. A StateXDiff epoch is "
+        "one pass over the perturbed training cells, each with a control partner (two cells read and encoded per "
+        "pair; batch 256); an SCVI epoch is one pass over all training cells (batch 128).",
         "",
         "| cells | StateXDiff stage-1 epoch (s) | stage-2 epoch (s) | outside epochs (s) | SCVI epoch (s) "
-        "| ratio stage 1 / SCVI | ratio stage 2 / SCVI | predict cells/s (10 steps) | peak RSS StateXDiff (GB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| ratio stage 1 / SCVI | ratio stage 2 / SCVI | predict cells/s (10 steps) | peak RSS StateXDiff (GB) "
+        "| batches run (StateXDiff stage 1, 2 / SCVI) | batches per whole epoch (StateXDiff / SCVI) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for cells in sx.index:
         s = sx.loc[cells]
@@ -218,7 +231,9 @@ def _report(rows: list[dict], command: str, max_batches: int | None) -> str:
         lines.append(
             f"| {cells:,} | {s['epoch_s']:.1f} | {s['epoch2_s']:.1f} | {s['outside_epochs_s']:.1f} | "
             f"{scvi_epoch:.1f} | {s['epoch_s'] / scvi_epoch:.2f} | {s['epoch2_s'] / scvi_epoch:.2f} | "
-            f"{s['predict_cells_per_s']:.0f} | {s['peak_rss_gb']:.2f} |"
+            f"{s['predict_cells_per_s']:.0f} | {s['peak_rss_gb']:.2f} | "
+            f"{_batches(s['epoch_batches_run'])} / {_batches(sc.loc[cells, 'epoch_batches_run'])} | "
+            f"{s['train_cells_per_epoch'] // s['batch_size']} / {sc.loc[cells, 'train_cells_per_epoch'] // 128} |"
         )
     lines += ["", "## Targets", ""]
     if len(sx):
@@ -245,17 +260,23 @@ def main() -> None:
     parser.add_argument("--cells", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/sxdiff_throughput"))
     parser.add_argument("--max-batches", type=int, default=None, help="cut epochs at this many batches and scale")
+    parser.add_argument("--full-epochs-up-to", type=int, default=0, help="whole epochs for sizes up to this")
+    parser.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], default="auto", help="auto: gpu if present")
     parser.add_argument("--child", choices=["statexdiff", "scvi"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.child:
         run = run_statexdiff if args.child == "statexdiff" else run_scvi
-        print(json.dumps(run(args.file, args.max_batches)))
+        print(json.dumps(run(args.file, args.max_batches, args.accelerator)))
         return
     sys.path.insert(0, str(HERE))
+    import torch
     from _on_disk_data import write_counts
 
+    accelerator = args.accelerator
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     args.data_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for cells in args.cells:
@@ -265,8 +286,8 @@ def main() -> None:
             write_counts(path, cells)
             print(f"wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
         for child in ("statexdiff", "scvi"):
-            command = [sys.executable, __file__, "--child", child, "--file", str(path)]
-            if args.max_batches is not None:
+            command = [sys.executable, __file__, "--child", child, "--file", str(path), "--accelerator", accelerator]
+            if args.max_batches is not None and cells > args.full_epochs_up_to:
                 command += ["--max-batches", str(args.max_batches)]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
@@ -277,9 +298,10 @@ def main() -> None:
     import pandas as pd
 
     args.out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(args.out / "throughput_on_disk.csv", index=False)
+    name = "throughput_on_disk" + ("_gpu" if accelerator == "gpu" else "")
+    pd.DataFrame(rows).to_csv(args.out / f"{name}.csv", index=False)
     command = "python benchmarks/throughput_on_disk.py " + " ".join(sys.argv[1:])
-    (args.out / "throughput_on_disk.md").write_text(_report(rows, command, args.max_batches))
+    (args.out / f"{name}.md").write_text(_report(rows, command, accelerator))
 
 
 if __name__ == "__main__":
