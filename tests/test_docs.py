@@ -20,3 +20,6 @@ def test_sphinx_build_has_no_warnings(tmp_path):
     assert (tmp_path / "index.html").exists()
     assert (tmp_path / "metrics.html").exists()
     assert (tmp_path / "generated" / "sxdiff.metrics.ceiling.html").exists()
+    assert (tmp_path / "faq.html").exists()
+    for name in ("01_quickstart", "05_evaluation", "06_large_dataset"):  # notebooks from tutorials/, via links
+        assert (tmp_path / "tutorials" / f"{name}.html").exists()
