@@ -91,5 +91,7 @@ def write_counts(path: str | Path, n_cells: int, n_genes: int = 2000, block: int
             data[n_old:] = block_csr.data
             indices[n_old:] = block_csr.indices
             indptr.append(block_csr.indptr[1:].astype(np.int64) + n_old)
-        group.create_dataset("indptr", data=np.concatenate(indptr))
+        indptr = np.concatenate(indptr)
+        # int32 like scipy / anndata when nnz < 2**31: mixed index dtypes make scipy copy the matrix per indexing
+        group.create_dataset("indptr", data=indptr.astype(np.int32 if indptr[-1] < 2**31 else np.int64))
     return path

@@ -18,14 +18,17 @@ its own process so that peak RSS is the process's own:
 - **SCVI** (scvi-tools' reference model, default size) on the same cells loaded in memory (its fastest
   setting), one epoch timed the same way.
 
-``--max-batches N`` stops each epoch after N training batches (and N validation batches) and scales the
-time to the full epoch (``seconds x batches per epoch / batches run``), for sizes above
+``--max-batches N`` runs about N training batches per epoch and the same fraction of the validation
+batches, and scales the time to the full epoch (``seconds x batches per epoch / batches run``), for sizes above
 ``--full-epochs-up-to`` (default: all sizes); the report says which rows were scaled. Peak RSS does not
 depend on the number of batches run (nothing accumulates per batch; the 100k run's whole epoch has fewer
 batches than the cut 1M epoch).
-``--accelerator`` (default ``auto``: the GPU when torch sees one) trains and predicts on that device; GPU
-runs write ``throughput_on_disk_gpu.{md,csv}``. Writes ``benchmarks/results/throughput_on_disk.{md,csv}``
-with the machine description.
+
+``--triplet-weight 0`` measures StateXDiff without the triplet loss (which runs the denoiser a second time
+per step) and writes ``throughput_on_disk_triplet_weight_0.{md,csv}``. ``--accelerator`` (default ``auto``:
+the GPU when torch sees one) trains and predicts on that device; GPU runs write
+``throughput_on_disk_gpu.{md,csv}``. Writes ``benchmarks/results/throughput_on_disk.{md,csv}`` with the
+machine description.
 """
 
 from __future__ import annotations
@@ -76,8 +79,13 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # kB on Linux
 
 
-def _epoch_limits(max_batches: int | None) -> dict:
-    return {} if max_batches is None else {"limit_train_batches": max_batches, "limit_val_batches": max_batches}
+def _epoch_limits(max_batches: int | None, n_train: int, batch_size: int) -> dict:
+    """Lightning limits that run the same fraction of the training and the validation batches."""
+    per_epoch = max(1, n_train // batch_size)
+    if max_batches is None or max_batches >= per_epoch:
+        return {}
+    fraction = max_batches / per_epoch
+    return {"limit_train_batches": fraction, "limit_val_batches": fraction}
 
 
 def _full_epoch_seconds(timer: EpochTimer, n_train: int, batch_size: int, max_batches: int | None) -> list[float]:
@@ -88,7 +96,7 @@ def _full_epoch_seconds(timer: EpochTimer, n_train: int, batch_size: int, max_ba
     return [s * per_epoch / b for s, b in zip(timer.seconds, timer.batches, strict=True)]
 
 
-def run_statexdiff(path: Path, max_batches: int | None, accelerator: str) -> dict:
+def run_statexdiff(path: Path, max_batches: int | None, accelerator: str, triplet_weight: float | None = None) -> dict:
     """One epoch of each stage from the backed file, then prediction throughput (runs in a child process)."""
     import anndata as ad
     import numpy as np
@@ -108,7 +116,7 @@ def run_statexdiff(path: Path, max_batches: int | None, accelerator: str) -> dic
     keys["context_key"] = "context"
     sxdiff.model.StateXDiff.setup_anndata(adata, **keys)
     torch.manual_seed(0)
-    model = sxdiff.model.StateXDiff(adata)
+    model = sxdiff.model.StateXDiff(adata, **({} if triplet_weight is None else {"triplet_weight": triplet_weight}))
     setup_seconds = time.perf_counter() - start
     n_perturbed = int((adata.obs["perturbation"] != "control").sum())
     n_train = n_perturbed - max(1, round(0.1 * n_perturbed))
@@ -125,7 +133,7 @@ def run_statexdiff(path: Path, max_batches: int | None, accelerator: str) -> dic
         enable_progress_bar=False,
         logger=False,
         enable_checkpointing=False,
-        **_epoch_limits(max_batches),
+        **_epoch_limits(max_batches, n_train, batch_size),
     )
     train_seconds = time.perf_counter() - start
     state_epoch, diffusion_epoch = _full_epoch_seconds(timer, n_train, batch_size, max_batches)
@@ -138,7 +146,7 @@ def run_statexdiff(path: Path, max_batches: int | None, accelerator: str) -> dic
     predict_seconds = time.perf_counter() - start
     out_path.unlink(missing_ok=True)
     return {
-        "model": "StateXDiff (backed h5ad)",
+        "model": "StateXDiff (backed h5ad)" + ("" if triplet_weight is None else f", triplet_weight={triplet_weight}"),
         "cells": adata.n_obs,
         "train_cells_per_epoch": n_train,
         "batch_size": batch_size,
@@ -152,7 +160,7 @@ def run_statexdiff(path: Path, max_batches: int | None, accelerator: str) -> dic
     }
 
 
-def run_scvi(path: Path, max_batches: int | None, accelerator: str) -> dict:
+def run_scvi(path: Path, max_batches: int | None, accelerator: str, triplet_weight: float | None = None) -> dict:
     """One SCVI epoch on the same cells in memory (runs in a child process)."""
     import anndata as ad
     import scvi
@@ -164,6 +172,7 @@ def run_scvi(path: Path, max_batches: int | None, accelerator: str) -> dict:
     torch.manual_seed(0)
     model = scvi.model.SCVI(adata)
     timer = EpochTimer()
+    n_train = round(0.9 * adata.n_obs)  # SCVI's default train_size
     model.train(
         accelerator=accelerator,
         devices=1,
@@ -172,9 +181,8 @@ def run_scvi(path: Path, max_batches: int | None, accelerator: str) -> dict:
         enable_progress_bar=False,
         logger=False,
         enable_checkpointing=False,
-        **_epoch_limits(max_batches),
+        **_epoch_limits(max_batches, n_train, 128),
     )
-    n_train = round(0.9 * adata.n_obs)
     (epoch,) = _full_epoch_seconds(timer, n_train, 128, max_batches)
     return {
         "model": "SCVI (in memory)",
@@ -262,13 +270,14 @@ def main() -> None:
     parser.add_argument("--max-batches", type=int, default=None, help="cut epochs at this many batches and scale")
     parser.add_argument("--full-epochs-up-to", type=int, default=0, help="whole epochs for sizes up to this")
     parser.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], default="auto", help="auto: gpu if present")
+    parser.add_argument("--triplet-weight", type=float, default=None, help="StateXDiff triplet_weight (default 0.1)")
     parser.add_argument("--child", choices=["statexdiff", "scvi"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.child:
         run = run_statexdiff if args.child == "statexdiff" else run_scvi
-        print(json.dumps(run(args.file, args.max_batches, args.accelerator)))
+        print(json.dumps(run(args.file, args.max_batches, args.accelerator, args.triplet_weight)))
         return
     sys.path.insert(0, str(HERE))
     import torch
@@ -287,6 +296,8 @@ def main() -> None:
             print(f"wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
         for child in ("statexdiff", "scvi"):
             command = [sys.executable, __file__, "--child", child, "--file", str(path), "--accelerator", accelerator]
+            if args.triplet_weight is not None and child == "statexdiff":
+                command += ["--triplet-weight", str(args.triplet_weight)]
             if args.max_batches is not None and cells > args.full_epochs_up_to:
                 command += ["--max-batches", str(args.max_batches)]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -299,6 +310,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     name = "throughput_on_disk" + ("_gpu" if accelerator == "gpu" else "")
+    name += "" if args.triplet_weight is None else f"_triplet_weight_{args.triplet_weight:g}"
     pd.DataFrame(rows).to_csv(args.out / f"{name}.csv", index=False)
     command = "python benchmarks/throughput_on_disk.py " + " ".join(sys.argv[1:])
     (args.out / f"{name}.md").write_text(_report(rows, command, accelerator))
