@@ -133,3 +133,16 @@ def test_protein_context_on_mudata_adds_a_modality(trained):
     with_measured = _reference(n_cells=30)
     with pytest.raises(ValueError, match="already has a measured 'prot' modality"):
         sxdiff.pp.protein_context(with_measured, translator=model)
+
+
+def test_training_is_reproducible_whatever_drew_random_numbers_before():
+    reliabilities = []
+    for draws_before in (0, 1000):
+        mdata = _reference()
+        ProteinTranslator.setup_mudata(mdata)
+        torch.manual_seed(0)
+        model = ProteinTranslator(mdata, n_genes=200, n_hidden=32)
+        torch.rand(draws_before)  # e.g. another model trained in between, in a notebook
+        model.train(max_epochs=5, enable_progress_bar=False, seed=0)
+        reliabilities.append(model.reliability_)
+    np.testing.assert_array_equal(reliabilities[0], reliabilities[1])

@@ -38,6 +38,14 @@ def _mean_std(matrix) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.clip(sq - mean**2, 0.0, None))
 
 
+def _split_indices(n: int, train_size: float, validation_size: float | None, seed: int) -> list[np.ndarray]:
+    """Training, validation and test cell indices as scvi-tools' DataSplitter sizes them, drawn from ``seed``."""
+    n_train = min(n, int(np.ceil(train_size * n)))
+    n_validation = n - n_train if validation_size is None else min(n - n_train, int(np.floor(validation_size * n)))
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[:n_train], order[n_train : n_train + n_validation], order[n_train + n_validation :]]
+
+
 def _validate_reference(mdata: MuData, modalities: dict[str, str], protein_layer: str | None) -> None:
     """Refuse a reference without paired modalities, with non-finite, negative or entirely zero protein counts."""
     for role in ("rna_layer", "protein_layer"):
@@ -239,6 +247,7 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
         validation_size: float | None = 0.15,
         batch_size: int = 128,
         early_stopping: bool = True,
+        seed: int | None = 0,
         **kwargs,
     ):
         """Train on the reference, then estimate each protein's reliability on the held-out cells.
@@ -256,9 +265,22 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
             Minibatch size.
         early_stopping
             Stop when the validation loss stops improving.
+        seed
+            Seed of the held-out cells, minibatch shuffling and dropout, set when training starts, so that training
+            does not depend on what else drew random numbers before it. ``None``: scvi-tools' own split (from
+            ``scvi.settings.seed``, random when unset) and the current random state. Seed the initial weights with
+            ``torch.manual_seed`` before creating the translator.
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` (e.g. ``accelerator``).
         """
+        if seed is not None:
+            import lightning.pytorch as pl
+
+            pl.seed_everything(seed, verbose=False)
+            if "datasplitter_kwargs" not in kwargs:  # scvi-tools draws the held-out cells from scvi.settings.seed
+                kwargs["datasplitter_kwargs"] = {
+                    "external_indexing": _split_indices(self.adata.n_obs, train_size, validation_size, seed)
+                }
         plan_kwargs = {"lr": lr, "weight_decay": weight_decay, **kwargs.pop("plan_kwargs", {})}
         out = super().train(
             max_epochs=max_epochs,
