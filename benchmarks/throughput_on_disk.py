@@ -14,7 +14,8 @@ its own process so that peak RSS is the process's own:
   from the epoch's first batch to its end (validation included); what training spends outside epochs
   (trainer start-up, encoding every cell for optimal-transport pairing, calibrating the state scale) is
   reported separately. Then ``predict``
-  with 10 DDIM steps from the first 20,000 cells of the file, streamed to an ``out_path`` file.
+  with 10 DDIM steps from the first 20,000 cells of the file (a view of the backed object, which anndata
+  reads into memory), streamed to an ``out_path`` file.
 - **SCVI** (scvi-tools' reference model, default size) on the same cells loaded in memory (its fastest
   setting), one epoch timed the same way.
 
@@ -210,7 +211,7 @@ def _batches(value) -> str:
     return ", ".join(str(v) for v in (value if isinstance(value, list | tuple) else [value]))
 
 
-def _report(rows: list[dict], command: str, accelerator: str) -> str:
+def _report(rows: list[dict], command: str, accelerator: str, name: str) -> str:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
@@ -259,7 +260,7 @@ def _report(rows: list[dict], command: str, accelerator: str) -> str:
                 f"- Peak RSS at {largest:,} within 1.5x of 100,000: {growth:.2f}x — "
                 f"{'met' if growth <= 1.5 else 'NOT met'}."
             )
-    lines += ["", "Per-run details: `throughput_on_disk.csv`.", ""]
+    lines += ["", f"Per-run details: `{name}.csv`.", ""]
     return "\n".join(lines)
 
 
@@ -313,7 +314,7 @@ def main() -> None:
     name += "" if args.triplet_weight is None else f"_triplet_weight_{args.triplet_weight:g}"
     pd.DataFrame(rows).to_csv(args.out / f"{name}.csv", index=False)
     command = "python benchmarks/throughput_on_disk.py " + " ".join(sys.argv[1:])
-    (args.out / f"{name}.md").write_text(_report(rows, command, accelerator))
+    (args.out / f"{name}.md").write_text(_report(rows, command, accelerator, name))
 
 
 if __name__ == "__main__":

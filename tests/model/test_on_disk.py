@@ -53,9 +53,22 @@ def test_row_reader_returns_rows_in_the_order_asked_from_disk(tmp_path, layout):
     assert contiguous_runs(np.unique(rows), max_gap=4) == [(0, 8), (100, 101), (150, 153), (299, 300)]
 
 
-def test_row_reader_refuses_column_stored_matrices():
+def test_row_reader_reads_csc_in_memory_and_refuses_it_on_disk(tmp_path):
+    matrix = sp.random(30, 4, density=0.5, format="csc", random_state=1, dtype=np.float32)
+    np.testing.assert_array_equal(RowReader(matrix)[np.array([3, 0, 29])], matrix.toarray()[[3, 0, 29]])
+    ad.AnnData(matrix).write_h5ad(tmp_path / "csc.h5ad")
     with pytest.raises(ValueError, match=r"stored by columns \(CSC\).*tocsr"):
-        RowReader(sp.random(5, 3, density=0.5, format="csc"))
+        RowReader(ad.read_h5ad(tmp_path / "csc.h5ad", backed="r").X)
+
+
+def test_row_reader_takes_masks_and_negative_rows_on_disk(tmp_path):
+    matrix = sp.random(20, 3, density=0.5, format="csr", random_state=2, dtype=np.float32)
+    ad.AnnData(matrix).write_h5ad(tmp_path / "m.h5ad")
+    reader = RowReader(ad.read_h5ad(tmp_path / "m.h5ad", backed="r").X)
+    mask = np.zeros(20, dtype=bool)
+    mask[[2, 7]] = True
+    np.testing.assert_array_equal(reader[mask], matrix.toarray()[mask])
+    np.testing.assert_array_equal(reader[np.array([-1, 0])], matrix.toarray()[[19, 0]])
 
 
 def test_block_permutation_is_a_seeded_permutation_of_nearby_runs():

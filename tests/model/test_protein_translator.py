@@ -146,3 +146,13 @@ def test_training_is_reproducible_whatever_drew_random_numbers_before():
         model.train(max_epochs=5, enable_progress_bar=False, seed=0)
         reliabilities.append(model.reliability_)
     np.testing.assert_array_equal(reliabilities[0], reliabilities[1])
+
+
+def test_seeded_split_refuses_sizes_that_do_not_fit():
+    from sxdiff.model._protein_translator import _split_indices
+
+    train, validation, test = _split_indices(100, 0.85, 0.15, seed=0)
+    assert (len(train), len(validation), len(test)) == (85, 15, 0)
+    assert sorted(np.concatenate([train, validation]).tolist()) == list(range(100))
+    with pytest.raises(ValueError, match="train_size"):
+        _split_indices(100, 0.9, 0.2, seed=0)

@@ -156,7 +156,8 @@ def mean_expression(matrix) -> np.ndarray:
     if is_on_disk(matrix):
         total = np.zeros(matrix.shape[1])
         for _, block in row_blocks(matrix):
-            total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
+            block = block.astype(np.float64) if sp.issparse(block) else np.asarray(block, dtype=np.float64)
+            total += np.asarray(block.sum(axis=0)).ravel()
         return total / max(1, matrix.shape[0])
     if sp.issparse(matrix):
         return np.asarray(matrix.astype(np.float64).mean(axis=0)).ravel()

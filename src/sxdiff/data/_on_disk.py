@@ -77,16 +77,22 @@ class RowReader:
     def __init__(self, matrix, dtype=np.float32, max_gap: int = 16) -> None:
         from anndata.abc import CSCDataset
 
-        if isinstance(matrix, CSCDataset | sp.csc_matrix | sp.csc_array):
+        if isinstance(matrix, CSCDataset):
             raise ValueError(
-                "The expression matrix is stored by columns (CSC); reading cells from it means reading the whole "
-                "matrix. Store it by rows: `adata.X = adata.X.tocsr()` before writing the file (or "
+                "The expression matrix on disk is stored by columns (CSC); reading cells from it means reading the "
+                "whole matrix. Store it by rows: `adata.X = adata.X.tocsr()` before writing the file (or "
                 "`anndata.io.write_elem` a CSR matrix)."
+            )
+        if isinstance(matrix, sp.csc_matrix | sp.csc_array):
+            matrix = matrix.tocsr()  # in memory: one conversion, then cheap row reads
+        self.on_disk = is_on_disk(matrix)
+        if self.on_disk and not np.issubdtype(np.dtype(matrix.dtype), np.number):
+            raise ValueError(
+                f"The expression matrix on disk has dtype {matrix.dtype}; expression values must be numeric."
             )
         self.matrix = matrix
         self.dtype = dtype
         self.max_gap = max_gap
-        self.on_disk = is_on_disk(matrix)
         self.shape = tuple(matrix.shape)
         self._csr_parts = None  # (data, indices, indptr) of a backed CSR matrix, read run by run
         group = getattr(matrix, "group", None) if self.on_disk else None
@@ -98,8 +104,10 @@ class RowReader:
 
     def __getitem__(self, rows) -> np.ndarray:
         if isinstance(rows, slice):
-            return _dense(self.matrix[rows], self.dtype)
-        rows = np.asarray(rows, dtype=np.int64)
+            whole = rows == slice(None) and not self.on_disk
+            return _dense(self.matrix if whole else self.matrix[rows], self.dtype)  # no sliced copy of the whole
+        rows = np.asarray(rows)
+        rows = np.flatnonzero(rows) if rows.dtype == bool else np.arange(self.shape[0])[rows]  # masks, negatives
         if not self.on_disk:
             return _dense(self.matrix[rows], self.dtype)
         unique, inverse = np.unique(rows, return_inverse=True)

@@ -162,6 +162,7 @@ def validate_perturbation_data(
     delimiter: str = "+",
     default_dose: float | None = None,
     require_controls: bool = True,
+    check_expression: bool = True,
 ) -> PerturbationData:
     """Check perturbation data against the data contract and return what was parsed.
 
@@ -194,6 +195,9 @@ def validate_perturbation_data(
         Dose to use for perturbed cells without one; missing doses are an error otherwise.
     require_controls
         Whether control cells must exist (always true for training data).
+    check_expression
+        Check the expression values (finite, scale). ``False`` skips the pass over the matrix (a model re-reading
+        data it registered); the scale is then reported as ``expression_scale`` (``"auto"`` becomes ``"normal"``).
 
     Returns
     -------
@@ -248,7 +252,10 @@ def validate_perturbation_data(
         _check_contexts_have_controls(contexts, is_control, context_key)
         if batches is not None:
             _warn_batches_without_controls(contexts, batches, is_control, batch_key)
-    scale = _check_expression(expr, layer, expression_scale)
+    if check_expression:
+        scale = _check_expression(expr, layer, expression_scale)
+    else:
+        scale = "normal" if expression_scale == "auto" else expression_scale
     perturbations = sorted({m for s in sets for m in s})
     return PerturbationData(
         perturbation_sets=sets,

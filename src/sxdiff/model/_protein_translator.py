@@ -40,6 +40,13 @@ def _mean_std(matrix) -> tuple[np.ndarray, np.ndarray]:
 
 def _split_indices(n: int, train_size: float, validation_size: float | None, seed: int) -> list[np.ndarray]:
     """Training, validation and test cell indices as scvi-tools' DataSplitter sizes them, drawn from ``seed``."""
+    if not 0 < train_size <= 1 or (
+        validation_size is not None and (validation_size < 0 or train_size + validation_size > 1)
+    ):
+        raise ValueError(
+            f"train_size={train_size} and validation_size={validation_size} must be fractions with "
+            "0 < train_size <= 1 and train_size + validation_size <= 1."
+        )
     n_train = min(n, int(np.ceil(train_size * n)))
     n_validation = n - n_train if validation_size is None else min(n - n_train, int(np.floor(validation_size * n)))
     order = np.random.default_rng(seed).permutation(n)
@@ -269,7 +276,8 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
             Seed of the held-out cells, minibatch shuffling and dropout, set when training starts, so that training
             does not depend on what else drew random numbers before it. ``None``: scvi-tools' own split (from
             ``scvi.settings.seed``, random when unset) and the current random state. Seed the initial weights with
-            ``torch.manual_seed`` before creating the translator.
+            ``torch.manual_seed`` before creating the translator. Like ``lightning.seed_everything``, this reseeds the
+            global ``random``, NumPy and torch generators.
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` (e.g. ``accelerator``).
         """
@@ -277,10 +285,9 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
             import lightning.pytorch as pl
 
             pl.seed_everything(seed, verbose=False)
-            if "datasplitter_kwargs" not in kwargs:  # scvi-tools draws the held-out cells from scvi.settings.seed
-                kwargs["datasplitter_kwargs"] = {
-                    "external_indexing": _split_indices(self.adata.n_obs, train_size, validation_size, seed)
-                }
+            splitter = kwargs.setdefault("datasplitter_kwargs", {})  # scvi-tools would use scvi.settings.seed
+            if "external_indexing" not in splitter:
+                splitter["external_indexing"] = _split_indices(self.adata.n_obs, train_size, validation_size, seed)
         plan_kwargs = {"lr": lr, "weight_decay": weight_decay, **kwargs.pop("plan_kwargs", {})}
         out = super().train(
             max_epochs=max_epochs,

@@ -214,10 +214,10 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         storage
             Where training reads expression values from. ``"memory"``: the registered matrix is loaded once as a
             dense float32 array (fastest; needs ``cells x genes x 4`` bytes). ``"disk"``: each minibatch reads its
-            cells from where the matrix lives — the file of an AnnData opened with ``backed="r"``, or an in-memory
-            sparse matrix — in runs of nearby rows (cells are shuffled in blocks of consecutive cells), so memory
-            does not grow with the number of cells. ``"auto"``: ``"disk"`` for backed data, else ``"memory"``.
-            See the scaling guide.
+            cells from where the matrix lives: for an AnnData opened with ``backed="r"`` (only ``X`` stays on disk),
+            from the file, in runs of nearby rows (perturbed cells are shuffled in blocks of consecutive cells), so
+            memory does not grow with the number of cells; for an in-memory sparse matrix, row by row without a
+            dense copy. ``"auto"``: ``"disk"`` for a backed ``X``, else ``"memory"``. See the scaling guide.
         seed
             Seed of shuffling, control matching, noise and dropout (re-seeded every epoch): on CPU the same seed
             gives the same weights. Seed the initial weights with ``torch.manual_seed`` before creating the model.

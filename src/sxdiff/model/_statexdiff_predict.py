@@ -59,9 +59,10 @@ def _condition_doses(members: tuple[str, ...], dose, delimiter: str) -> tuple[fl
     return tuple(values)
 
 
-def _finite(values: np.ndarray, where: str) -> np.ndarray:
-    """``values`` after checking them (source cells are read and checked batch by batch)."""
-    check_finite(values, where=where)
+def _finite(values: np.ndarray, where: str, reader: RowReader) -> np.ndarray:
+    """``values`` after checking them, when they come from disk (in-memory sources are checked whole up front)."""
+    if reader.on_disk:
+        check_finite(values, where=where)
     return values
 
 
@@ -175,7 +176,7 @@ class StateXDiffPredictMixin:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 rows = stop - start
-                xb = torch.as_tensor(_finite(x[start:stop], where), device=self.device)
+                xb = torch.as_tensor(_finite(x[start:stop], where, x), device=self.device)
                 pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
                 state = self.module.encode(xb, pb if self.module.use_protein else None)
                 for c in range(len(frame)):
@@ -247,12 +248,19 @@ class StateXDiffPredictMixin:
             raise_gene_mismatch(list(self.gene_names_), genes, where="genes")
 
     def _source_expression(self, adata) -> tuple[RowReader, str]:
-        """A reader of the source cells' expression rows (in memory or on disk) and what it is, for messages."""
+        """A reader of the source cells' expression rows (in memory or on disk) and what it is, for messages.
+
+        In-memory values are checked for NaN/infinite values here; values on disk as each batch is read.
+        """
         args = self.registry_["setup_args"]
         layer = args.get("layer", args.get("rna_layer"))
         base = adata.mod[args["modalities"]["rna_layer"]] if isinstance(adata, MuData) else adata
         values = base.X if layer is None else base.layers[layer]
-        return RowReader(values), "the source cells' " + ("X" if layer is None else f"layers[{layer!r}]")
+        where = "the source cells' " + ("X" if layer is None else f"layers[{layer!r}]")
+        reader = RowReader(values)
+        if not reader.on_disk:  # in memory: the whole matrix now (a file is checked batch by batch as it is read)
+            check_finite(values, where=where)
+        return reader, where
 
     def _source_protein(self, adata) -> np.ndarray | None:
         if not len(self.protein_names_) or not self.module.use_protein:
@@ -303,7 +311,7 @@ class StateXDiffPredictMixin:
         self.module.eval()
         out = np.empty((x.shape[0], self.module.n_state), dtype=np.float32)  # filled in place: no per-batch pieces
         for start in range(0, x.shape[0], batch_size):
-            xb = torch.as_tensor(_finite(x[start : start + batch_size], where), device=self.device)
+            xb = torch.as_tensor(_finite(x[start : start + batch_size], where, x), device=self.device)
             pb = None if protein is None else torch.as_tensor(protein[start : start + batch_size], device=self.device)
             out[start : start + xb.shape[0]] = self.module.encode(xb, pb).z.cpu().numpy()
         return out

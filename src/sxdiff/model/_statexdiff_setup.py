@@ -233,4 +233,5 @@ class StateXDiffSetupMixin:
             delimiter=args["delimiter"],
             default_dose=args["default_dose"],
             require_controls=require_controls,
+            check_expression=False,  # checked by setup_anndata; a backed X would be read whole again
         )

@@ -134,7 +134,7 @@ class PairedPerturbationData(pl.LightningDataModule):
     Parameters
     ----------
     expression
-        Cells x genes float32 array (the registered expression), or a :class:`~sxdiff.data.RowReader` that reads the
+        Cells x genes float32 array (the registered expression), or a ``sxdiff.data._on_disk.RowReader`` that reads the
         rows of each minibatch from disk (then training cells are shuffled in blocks of consecutive cells).
     protein
         Cells x proteins float32 array, or ``None``.
