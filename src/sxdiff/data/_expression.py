@@ -58,7 +58,7 @@ def check_finite(matrix, *, where: str) -> None:
         What the matrix is (e.g. ``"adata.X"``), used in the message.
     """
     n_nan = n_infinite = 0
-    for _, block in row_blocks(matrix):
+    for block in row_blocks(matrix):
         values = stored_values(block)
         if not np.issubdtype(values.dtype, np.number):
             raise ValueError(f"{where} has dtype {values.dtype}; expression values must be numeric.")
@@ -75,7 +75,7 @@ def check_finite(matrix, *, where: str) -> None:
 
 def count_negative(matrix) -> int:
     """Number of negative stored values (block by block for a matrix on disk)."""
-    return sum(int((stored_values(block) < 0).sum()) for _, block in row_blocks(matrix))
+    return sum(int((stored_values(block) < 0).sum()) for block in row_blocks(matrix))
 
 
 def detect_expression_scale(matrix, *, max_entries: int = 2_000_000) -> ExpressionScale:
@@ -155,7 +155,7 @@ def mean_expression(matrix) -> np.ndarray:
     """Mean over cells (rows) in float64, for dense, sparse or on-disk matrices."""
     if is_on_disk(matrix):
         total = np.zeros(matrix.shape[1])
-        for _, block in row_blocks(matrix):
+        for block in row_blocks(matrix):
             block = block.astype(np.float64) if sp.issparse(block) else np.asarray(block, dtype=np.float64)
             total += np.asarray(block.sum(axis=0)).ravel()
         return total / max(1, matrix.shape[0])

@@ -65,6 +65,9 @@ class RowReader:
         Type of the returned rows.
     max_gap
         On disk, rows at most this many rows apart are read in one slice (fewer, larger reads).
+    check
+        What the matrix is (e.g. ``"adata.X"``): when given, its values are checked for NaN / infinite values,
+        an in-memory matrix whole and at once, a matrix on disk in every read (it may not fit in memory).
 
     Examples
     --------
@@ -74,7 +77,7 @@ class RowReader:
     [[9.0, 10.0, 11.0], [0.0, 1.0, 2.0]]
     """
 
-    def __init__(self, matrix, dtype=np.float32, max_gap: int = 16) -> None:
+    def __init__(self, matrix, dtype=np.float32, max_gap: int = 16, check: str | None = None) -> None:
         from anndata.abc import CSCDataset
 
         if isinstance(matrix, CSCDataset):
@@ -93,6 +96,11 @@ class RowReader:
         self.matrix = matrix
         self.dtype = dtype
         self.max_gap = max_gap
+        self.check = check if self.on_disk else None
+        if check is not None and not self.on_disk:
+            from ._expression import check_finite
+
+            check_finite(matrix, where=check)
         self.shape = tuple(matrix.shape)
         self._csr_parts = None  # (data, indices, indptr) of a backed CSR matrix, read run by run
         group = getattr(matrix, "group", None) if self.on_disk else None
@@ -103,6 +111,14 @@ class RowReader:
         return self.shape[0]
 
     def __getitem__(self, rows) -> np.ndarray:
+        values = self._read(rows)
+        if self.check is not None:
+            from ._expression import check_finite
+
+            check_finite(values, where=self.check)
+        return values
+
+    def _read(self, rows) -> np.ndarray:
         if isinstance(rows, slice):
             whole = rows == slice(None) and not self.on_disk
             return _dense(self.matrix if whole else self.matrix[rows], self.dtype)  # no sliced copy of the whole
@@ -129,13 +145,13 @@ class RowReader:
         return block.toarray().astype(self.dtype, copy=False)
 
 
-def row_blocks(matrix, rows_per_block: int = 20_000) -> Iterator[tuple[int, object]]:
-    """``(first row, block)`` pairs covering the matrix: the matrix itself when in memory, blocks when on disk.
+def row_blocks(matrix, rows_per_block: int = 20_000) -> Iterator[object]:
+    """Blocks of rows covering the matrix: the matrix itself when in memory, blocks of rows when on disk.
 
     Blocks are in-memory (NumPy or SciPy sparse), so whole-matrix checks run on stores larger than memory.
     """
     if not is_on_disk(matrix):
-        yield 0, matrix
+        yield matrix
         return
     for start in range(0, matrix.shape[0], rows_per_block):
-        yield start, matrix[start : min(start + rows_per_block, matrix.shape[0])]
+        yield matrix[start : min(start + rows_per_block, matrix.shape[0])]

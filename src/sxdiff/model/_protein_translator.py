@@ -285,9 +285,11 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
             import lightning.pytorch as pl
 
             pl.seed_everything(seed, verbose=False)
-            splitter = kwargs.setdefault("datasplitter_kwargs", {})  # scvi-tools would use scvi.settings.seed
-            if "external_indexing" not in splitter:
-                splitter["external_indexing"] = _split_indices(self.adata.n_obs, train_size, validation_size, seed)
+            splitter = dict(kwargs.get("datasplitter_kwargs") or {})  # scvi-tools would use scvi.settings.seed
+            splitter.setdefault(
+                "external_indexing", _split_indices(self.adata.n_obs, train_size, validation_size, seed)
+            )
+            kwargs["datasplitter_kwargs"] = splitter
         plan_kwargs = {"lr": lr, "weight_decay": weight_decay, **kwargs.pop("plan_kwargs", {})}
         out = super().train(
             max_epochs=max_epochs,

@@ -13,7 +13,6 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 
-from sxdiff.data._expression import check_finite
 from sxdiff.data._on_disk import RowReader
 from sxdiff.data._perturbation_sets import encode_perturbation_sets
 from sxdiff.data._protein import clr
@@ -57,13 +56,6 @@ def _condition_doses(members: tuple[str, ...], dose, delimiter: str) -> tuple[fl
             f"dose, or one per member separated by {delimiter!r}."
         )
     return tuple(values)
-
-
-def _finite(values: np.ndarray, where: str, reader: RowReader) -> np.ndarray:
-    """``values`` after checking them, when they come from disk (in-memory sources are checked whole up front)."""
-    if reader.on_disk:
-        check_finite(values, where=where)
-    return values
 
 
 class StateXDiffPredictMixin:
@@ -158,7 +150,7 @@ class StateXDiffPredictMixin:
                 f"`adata_control` holds non-control cells ({bad} in {args['perturbation_key']!r}); predictions start "
                 f"from control cells. Subset to controls or pass `allow_non_control=True`."
             )
-        x, where = self._source_expression(adata_control)
+        x = self._source_expression(adata_control)
         protein = self._source_protein(adata_control)
         contexts = (
             resolve_obs_column(adata_control, args["context_key"]).astype(str).to_numpy()
@@ -176,7 +168,7 @@ class StateXDiffPredictMixin:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 rows = stop - start
-                xb = torch.as_tensor(_finite(x[start:stop], where, x), device=self.device)
+                xb = torch.as_tensor(x[start:stop], device=self.device)
                 pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
                 state = self.module.encode(xb, pb if self.module.use_protein else None)
                 for c in range(len(frame)):
@@ -247,20 +239,13 @@ class StateXDiffPredictMixin:
         if genes != list(self.gene_names_):
             raise_gene_mismatch(list(self.gene_names_), genes, where="genes")
 
-    def _source_expression(self, adata) -> tuple[RowReader, str]:
-        """A reader of the source cells' expression rows (in memory or on disk) and what it is, for messages.
-
-        In-memory values are checked for NaN/infinite values here; values on disk as each batch is read.
-        """
+    def _source_expression(self, adata) -> RowReader:
+        """A reader of the source cells' expression rows, checked for NaN (in memory now, on disk as rows are read)."""
         args = self.registry_["setup_args"]
         layer = args.get("layer", args.get("rna_layer"))
         base = adata.mod[args["modalities"]["rna_layer"]] if isinstance(adata, MuData) else adata
         values = base.X if layer is None else base.layers[layer]
-        where = "the source cells' " + ("X" if layer is None else f"layers[{layer!r}]")
-        reader = RowReader(values)
-        if not reader.on_disk:  # in memory: the whole matrix now (a file is checked batch by batch as it is read)
-            check_finite(values, where=where)
-        return reader, where
+        return RowReader(values, check="the source cells' " + ("X" if layer is None else f"layers[{layer!r}]"))
 
     def _source_protein(self, adata) -> np.ndarray | None:
         if not len(self.protein_names_) or not self.module.use_protein:
@@ -307,11 +292,11 @@ class StateXDiffPredictMixin:
         """VMCS cell states ``z = [s, u, w]`` (or ``f_r`` RNA-only) of the cells of ``adata``."""
         adata = self.adata if adata is None else adata
         self._check_genes(adata)
-        (x, where), protein = self._source_expression(adata), self._source_protein(adata)
+        x, protein = self._source_expression(adata), self._source_protein(adata)
         self.module.eval()
         out = np.empty((x.shape[0], self.module.n_state), dtype=np.float32)  # filled in place: no per-batch pieces
         for start in range(0, x.shape[0], batch_size):
-            xb = torch.as_tensor(_finite(x[start : start + batch_size], where, x), device=self.device)
+            xb = torch.as_tensor(x[start : start + batch_size], device=self.device)
             pb = None if protein is None else torch.as_tensor(protein[start : start + batch_size], device=self.device)
             out[start : start + xb.shape[0]] = self.module.encode(xb, pb).z.cpu().numpy()
         return out
