@@ -1,7 +1,8 @@
 """Build the small real datasets bundled in ``src/sxdiff/datasets/_data`` from ``../shared/data``.
 
 Only files with permissive licences are used (see ../shared/data/README.md). Run from the repository
-root: ``python scripts/make_bundled_datasets.py``. The output is deterministic.
+root: ``python scripts/make_bundled_datasets.py [name ...]`` (default: all). The output is deterministic
+(byte-identical on rerun).
 """
 
 from __future__ import annotations
@@ -148,8 +149,49 @@ def norman() -> None:
     )
 
 
+def mcfaline23() -> None:
+    adata = ad.read_h5ad(SHARED / "perturbation" / "perturbench_devel_norman19_mcfaline23.h5ad")
+    adata = adata[adata.obs["dataset"].astype(str) == "mcfaline23"].copy()
+    adata.var_names.name = None
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    obs = adata.obs
+    obs["perturbation"] = obs["perturbation"].astype(str)
+    obs["dose"] = obs["dose"].astype(str)  # "1": one guide, one unit of dose, as in norman_crispra
+    obs["context"] = obs["cell_type"].astype(str)
+    obs["perturbation_type"] = np.where(obs["perturbation"] == "control", "control", "CRISPRi")
+    for key in ("hvg", "log1p"):
+        adata.uns.pop(key, None)
+    keep = ["ncounts", "ngenes", "condition", "perturbation_raw", "cell_type", "perturbation", "dose", "context"]
+    adata.obs = obs[[*keep, "perturbation_type"]].copy()
+    adata.var = adata.var[[]].copy()  # HVG statistics of the whole perturbench file, not of these cells
+    _finish(
+        adata,
+        "mcfaline23_crispri",
+        {
+            "dose_key": "dose",
+            "dose_unit": "guides",
+            "expression_scale": "log1p",
+            "source": "McFaline-Figueroa et al. 2024, Cell Genomics (CRISPRi in glioblastoma lines, sci-Plex-GxE); via "
+            "altoslabs/perturbench @ d357dfa, src/perturbench/data/resources/devel.h5ad (mcfaline23 part, 500 HVGs)",
+            "license": "BSD-3-Clause (perturbench)",
+        },
+    )
+
+
+BUILDERS = {
+    "glioblastoma_panobinostat": glioblastoma,
+    "l1000_kinase_inhibitors": l1000,
+    "norman_crispra": norman,
+    "mcfaline23_crispri": mcfaline23,
+}
+
 if __name__ == "__main__":
+    import sys
+
+    names = sys.argv[1:] or list(BUILDERS)  # e.g. `python scripts/make_bundled_datasets.py mcfaline23_crispri`
+    unknown = [n for n in names if n not in BUILDERS]
+    if unknown:
+        sys.exit(f"Unknown dataset(s) {unknown}; choose from {list(BUILDERS)}.")
     OUT.mkdir(parents=True, exist_ok=True)
-    glioblastoma()
-    l1000()
-    norman()
+    for name in names:
+        BUILDERS[name]()

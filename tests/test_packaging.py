@@ -24,7 +24,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_contains_bundled_datasets(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for dataset in ("glioblastoma_panobinostat", "l1000_kinase_inhibitors", "norman_crispra"):
+    for dataset in ("glioblastoma_panobinostat", "l1000_kinase_inhibitors", "norman_crispra", "mcfaline23_crispri"):
         assert f"sxdiff/datasets/_data/{dataset}.h5ad" in names
     assert not any(name.startswith("tests/") for name in names)
     assert wheel.stat().st_size < 15 * 1024 * 1024

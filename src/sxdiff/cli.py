@@ -16,9 +16,9 @@ DEMO_PATIENT = "PW034"
 def _demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from sxdiff.benchmark import TASKS, run_tasks, summarize
+    from sxdiff.benchmark import TASK_GROUPS, run_tasks, summarize
 
-    tasks = list(TASKS) if args.task == "all" else [args.task]
+    tasks = list(TASK_GROUPS["core"]) if args.task == "all" else [args.task]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = run_tasks(tasks, methods=("control", "mean_shift"), seed=args.seed)
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     bench.add_argument("--profile", default="quick", choices=["quick", "full"], help="what to run (default: quick)")
     bench.add_argument("--quick", action="store_true", help="same as --profile quick (1-2 min, 2 CPU cores)")
-    bench.add_argument("--task", nargs="+", default=None, help="tasks to run (default: all bundled tasks)")
+    bench.add_argument("--task", nargs="+", default=None, help="tasks to run (default: the profile's)")
     bench.add_argument("--seeds", nargs="+", type=int, default=None, help="StateXDiff seeds (default: the profile's)")
     bench.add_argument("--ablations", nargs="*", default=None, help="ablations to run (default: the profile's)")
     bench.add_argument("--train-steps", type=int, default=None, help="StateXDiff gradient steps (default: profile)")

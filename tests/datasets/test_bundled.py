@@ -1,6 +1,7 @@
 from importlib import resources
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import sxdiff
@@ -10,6 +11,7 @@ LOADERS = {
     "glioblastoma_panobinostat": (sxdiff.datasets.glioblastoma_panobinostat, (5000, 300), "counts", 2500),
     "l1000_kinase_inhibitors": (sxdiff.datasets.l1000_kinase_inhibitors, (377, 978), "normal", 26),
     "norman_crispra": (sxdiff.datasets.norman_crispra, (3375, 500), "log1p", 100),
+    "mcfaline23_crispri": (sxdiff.datasets.mcfaline23_crispri, (2586, 500), "log1p", 300),
 }
 
 
@@ -54,6 +56,22 @@ def test_norman_combinations_with_both_singles():
     assert len(combos) == 15
     assert len(labels - combos - {"control"}) == 18
     assert sum(all(m in labels for m in c.split("+")) for c in combos) == 5
+
+
+def test_mcfaline23_knockdowns_in_three_cell_lines():
+    adata = sxdiff.datasets.mcfaline23_crispri()
+    obs = adata.obs
+    assert adata.uns["sxdiff"]["expression_scale"] == "log1p"
+    table = pd.crosstab(obs["perturbation"].astype(str), obs["context"].astype(str))
+    assert list(table.columns) == ["A172", "T98G", "U87MG"]
+    assert len(table) == 10  # 9 knock-downs + control, each measured in every line
+    assert (table > 40).all().all()
+    assert (table.loc["control"] == 100).all()
+    assert set(obs.loc[~obs["is_control"], "perturbation_type"]) == {"CRISPRi"}
+    assert set(obs["dose"].astype(str)) == {"1"}
+    np.testing.assert_array_equal(obs["context"].astype(str), obs["cell_type"].astype(str))
+    assert adata.X.min() >= 0
+    assert adata.X.dtype == np.float32
 
 
 def test_glioblastoma_panobinostat_effect_is_real():

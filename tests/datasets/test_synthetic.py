@@ -1,7 +1,9 @@
 import numpy as np
+import pandas as pd
+import pytest
 
 from sxdiff.data import validate_perturbation_data
-from sxdiff.datasets.synthetic import expected_log_mean, perturbation_data
+from sxdiff.datasets.synthetic import expected_log_mean, perturbation_data, sparse_state_response
 
 
 def test_synthetic_data_validates_and_recovers_known_effects():
@@ -46,3 +48,45 @@ def test_synthetic_is_deterministic():
     b = perturbation_data(n_genes=10, n_drugs=2, n_combinations=1, seed=5)
     np.testing.assert_array_equal(a.X.toarray(), b.X.toarray())
     assert list(a.obs["perturbation"]) == list(b.obs["perturbation"])
+
+
+def test_sparse_state_response_has_the_promised_shape_and_known_state_effects():
+    adata = sparse_state_response(seed=0)
+    again = sparse_state_response(seed=0)
+    assert adata.n_vars == 5000
+    assert 2000 <= adata.n_obs <= 5000
+    assert 1 - adata.X.nnz / (adata.n_obs * adata.n_vars) >= 0.90
+    assert (adata.X != again.X).nnz == 0
+    assert not adata.layers
+    found = validate_perturbation_data(
+        adata, perturbation_key="perturbation", control_value="control", dose_key="dose", context_key="context"
+    )
+    assert found.expression_scale == "log1p"
+    truth = adata.uns["synthetic_truth"]
+    assert set(adata.obs["perturbation"].astype(str)) == {"control", *truth["perturbations"]}
+    assert set(truth["perturbations"]) <= set(adata.var_names)
+    # contexts differ in composition: each is dominated by one state
+    obs = adata.obs
+    share = pd.crosstab(obs["context"], obs["cell_state"], normalize="index").to_numpy()
+    assert (share.max(axis=1) > 0.6).all()
+    # each state's measured change on the programme has the sign of its true response
+    X = adata.X
+    for p, perturbation in enumerate(truth["perturbations"]):
+        programme = adata.var_names.get_indexer(truth["programmes"][p])
+        for s, state in enumerate(truth["states"]):
+            in_state = (obs["cell_state"] == state).to_numpy()
+            treated = X[in_state & (obs["perturbation"] == perturbation).to_numpy()][:, programme].mean()
+            control = X[in_state & obs["is_control"].to_numpy()][:, programme].mean()
+            assert np.sign(treated - control) == np.sign(truth["state_response"][p, s])
+        target = adata.var_names.get_loc(perturbation)
+        treated = X[(obs["perturbation"] == perturbation).to_numpy()][:, target].mean()
+        assert treated < X[obs["is_control"].to_numpy()][:, target].mean()
+
+
+def test_sparse_state_response_refuses_impossible_settings():
+    with pytest.raises(ValueError, match="n_states"):
+        sparse_state_response(n_states=1)
+    with pytest.raises(ValueError, match="too few"):
+        sparse_state_response(n_genes=300)
+    with pytest.raises(ValueError, match="state_fractions"):
+        sparse_state_response(n_contexts=2, state_fractions=[[0.5, 0.5]])

@@ -5,7 +5,7 @@ from ._harness import ABLATIONS, PROFILES, BenchmarkResult, Profile, run_benchma
 from ._report import render_report, write_results
 from ._run import METHODS, predict_fold, run_fold, run_tasks, summarize
 from ._statexdiff_fold import PROTEIN_PANEL, predict_fold_statexdiff
-from ._tasks import TASKS, Fold, Task, log_normalized
+from ._tasks import TASK_GROUPS, TASKS, Fold, Task, log_normalized
 from ._translator_cv import translator_cross_validation, translator_summary
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "PROFILES",
     "PROTEIN_PANEL",
     "TASKS",
+    "TASK_GROUPS",
     "BenchmarkResult",
     "Fold",
     "Profile",

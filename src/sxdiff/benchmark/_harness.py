@@ -16,7 +16,7 @@ from sxdiff.metrics import PCASpace, ceiling, evaluate, null_floor
 
 from ._run import METHODS, predict_fold
 from ._statexdiff_fold import predict_fold_statexdiff
-from ._tasks import TASKS, Fold, Task, ensure_drug_features, training_pca_space
+from ._tasks import TASK_GROUPS, TASKS, Fold, Task, ensure_drug_features, training_pca_space
 
 __all__ = ["ABLATIONS", "PROFILES", "BenchmarkResult", "Profile", "run_benchmark"]
 
@@ -41,6 +41,8 @@ class Profile:
 
     Attributes
     ----------
+    tasks
+        Names in :data:`~sxdiff.benchmark.TASKS` to run (``None``: all of them).
     seeds
         Seeds of StateXDiff (training and sampling) per fold; the baselines are deterministic and run once.
     folds_per_task
@@ -56,6 +58,7 @@ class Profile:
     """
 
     name: str
+    tasks: tuple[str, ...] | None = None
     seeds: tuple[int, ...] = (0,)
     folds_per_task: int | None = None
     train_steps: int | None = None
@@ -67,7 +70,9 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", seeds=(0,), folds_per_task=1, train_steps=400, ceiling_repeats=3),
+    "quick": Profile(
+        "quick", tasks=TASK_GROUPS["core"], seeds=(0,), folds_per_task=1, train_steps=400, ceiling_repeats=3
+    ),
     "full": Profile(
         "full", seeds=(0, 1, 2), folds_per_task=None, ablations=tuple(ABLATIONS), ablation_folds=1, translator_cv=True
     ),
@@ -153,11 +158,12 @@ def run_benchmark(
     Parameters
     ----------
     profile
-        ``"quick"`` (one fold per task, one seed, 400 training steps, no ablations: 70 s measured on 2
-        CPU cores), ``"full"`` (all folds, 3 seeds, default training, all ablations on the first fold of
-        each task, translator cross-validation; 84 min measured), or a :class:`Profile`.
+        ``"quick"`` (the three core tasks, one fold each, one seed, 400 training steps, no ablations: 70 s
+        measured on 2 CPU cores), ``"full"`` (every task in :data:`~sxdiff.benchmark.TASKS`, all folds, 3
+        seeds, default training, all ablations on the first fold of each task, translator cross-validation;
+        84 min measured on the three core tasks), or a :class:`Profile`.
     tasks
-        Names in :data:`sxdiff.benchmark.TASKS` (default: all).
+        Names in :data:`sxdiff.benchmark.TASKS` (default: the profile's).
     methods
         Baselines to run (names in :data:`sxdiff.benchmark.METHODS`).
     include_model
@@ -184,7 +190,7 @@ def run_benchmark(
     overrides = {"seeds": tuple(seeds) if seeds is not None else None, "train_steps": train_steps}
     overrides["ablations"] = tuple(ablations) if ablations is not None else None
     chosen = replace(chosen, **{k: v for k, v in overrides.items() if v is not None})
-    tasks = list(TASKS) if tasks is None else list(tasks)
+    tasks = list(TASKS if chosen.tasks is None else chosen.tasks) if tasks is None else list(tasks)
     unknown = [t for t in tasks if t not in TASKS] + [m for m in methods if m not in METHODS]
     unknown += [a for a in chosen.ablations if a not in ABLATIONS]
     if unknown:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -13,9 +13,25 @@ from anndata import AnnData
 from sxdiff import datasets
 from sxdiff.pp import ood_split
 
-__all__ = ["TASKS", "Fold", "Task", "TaskName", "ensure_drug_features", "log_normalized", "training_pca_space"]
+__all__ = [
+    "TASKS",
+    "TASK_GROUPS",
+    "Fold",
+    "Task",
+    "TaskName",
+    "ensure_drug_features",
+    "log_normalized",
+    "training_pca_space",
+]
 
-TaskName = Literal["glioblastoma_unseen_patient", "l1000_unseen_drugs", "norman_unseen_combinations"]
+TaskName = Literal[
+    "glioblastoma_unseen_patient",
+    "l1000_unseen_drugs",
+    "norman_unseen_combinations",
+    "mcfaline23_unseen_cell_line",
+    "glioblastoma_unseen_patient_lognorm",
+    "synthetic_sparse_unseen_context",
+]
 
 
 @dataclass(frozen=True)
@@ -29,7 +45,24 @@ class Fold:
 
 @dataclass(frozen=True)
 class Task:
-    """A bundled dataset, how to prepare it, and its out-of-distribution folds."""
+    """A bundled dataset, how to prepare it, and its out-of-distribution folds.
+
+    Attributes
+    ----------
+    name
+        Key in :data:`TASKS`.
+    load
+        Returns the task's data in the standard schema.
+    kind
+        Split kind of :func:`sxdiff.pp.ood_split`.
+    dose_key, context_key
+        ``obs`` columns of doses and contexts.
+    fold_holdouts
+        The held-out values of each fold, from the prepared data.
+    keep_counts
+        Keep raw counts in ``layers["counts"]`` (count data only), so that a model can train on them;
+        ``False``: the folds carry log-normalised values only (see :meth:`without_counts`).
+    """
 
     name: TaskName
     load: Callable[[], AnnData]
@@ -37,10 +70,13 @@ class Task:
     dose_key: str | None
     context_key: str = "context"
     fold_holdouts: Callable[[AnnData], list[list[str]]] = field(default=lambda adata: [[]])
+    keep_counts: bool = True
 
     def folds(self, seed: int = 0) -> Iterator[Fold]:
         """Yield the folds: the prepared data with the split written to ``obs["sxdiff_split"]``."""
         adata = log_normalized(self.load())
+        if not self.keep_counts and "counts" in adata.layers:
+            del adata.layers["counts"]
         for holdout in self.fold_holdouts(adata):
             fold = ood_split(
                 adata,
@@ -53,6 +89,23 @@ class Task:
                 copy=True,
             )
             yield Fold(name="+".join(fold.uns["sxdiff_split"]["holdout"]), adata=fold, holdout=holdout)
+
+    def without_counts(self) -> Task:
+        """The same task run from log-normalised values only: its folds have no ``layers["counts"]``.
+
+        A model then trains on the log1p values in ``X`` (the shape of most public data) instead of
+        counts. Tasks whose data are not counts are unchanged apart from the name (``<name>_lognorm``).
+
+        Examples
+        --------
+        >>> from sxdiff.benchmark import TASKS
+        >>> task = TASKS["glioblastoma_unseen_patient"].without_counts()
+        >>> task.name
+        'glioblastoma_unseen_patient_lognorm'
+        >>> "counts" in next(task.folds()).adata.layers
+        False
+        """
+        return replace(self, name=f"{self.name}_lognorm", keep_counts=False)
 
 
 def log_normalized(adata: AnnData, target_sum: float = 1e4) -> AnnData:
@@ -86,8 +139,9 @@ def training_pca_space(fold: Fold):
     return PCASpace.fit(fold.adata[(fold.adata.obs["sxdiff_split"].astype(str) != "test").to_numpy()].X)
 
 
-def _each_patient(adata: AnnData) -> list[list[str]]:
-    return [[p] for p in sorted(adata.obs["context"].astype(str).unique())]
+def _each_context(adata: AnnData) -> list[list[str]]:
+    """Leave one context (patient, cell line) out per fold."""
+    return [[c] for c in sorted(adata.obs["context"].astype(str).unique())]
 
 
 def _ten_compounds_with_smiles(adata: AnnData, n_sets: int = 3, n_drugs: int = 10) -> list[list[str]]:
@@ -104,14 +158,16 @@ def _combinations_with_both_singles(adata: AnnData) -> list[list[str]]:
     return [combos]
 
 
+_GLIOBLASTOMA = Task(
+    name="glioblastoma_unseen_patient",
+    load=datasets.glioblastoma_panobinostat,
+    kind="unseen_context",
+    dose_key="dose",
+    fold_holdouts=_each_context,
+)
+
 TASKS: dict[str, Task] = {
-    "glioblastoma_unseen_patient": Task(
-        name="glioblastoma_unseen_patient",
-        load=datasets.glioblastoma_panobinostat,
-        kind="unseen_context",
-        dose_key="dose",
-        fold_holdouts=_each_patient,
-    ),
+    "glioblastoma_unseen_patient": _GLIOBLASTOMA,
     "l1000_unseen_drugs": Task(
         name="l1000_unseen_drugs",
         load=datasets.l1000_kinase_inhibitors,
@@ -126,4 +182,28 @@ TASKS: dict[str, Task] = {
         dose_key="dose",
         fold_holdouts=_combinations_with_both_singles,
     ),
+    "mcfaline23_unseen_cell_line": Task(
+        name="mcfaline23_unseen_cell_line",
+        load=datasets.mcfaline23_crispri,
+        kind="unseen_context",
+        dose_key="dose",
+        fold_holdouts=_each_context,
+    ),
+    "glioblastoma_unseen_patient_lognorm": _GLIOBLASTOMA.without_counts(),
+    "synthetic_sparse_unseen_context": Task(
+        name="synthetic_sparse_unseen_context",
+        load=datasets.synthetic.sparse_state_response,
+        kind="unseen_context",
+        dose_key="dose",
+        fold_holdouts=_each_context,
+    ),
+}
+
+#: Named lists of tasks: ``core`` (the original three, run by the quick profile and ``sxdiff demo``),
+#: ``unseen_cell_line`` (a real genetic screen in held-out cell lines) and ``shape_robustness`` (the
+#: same kind of task from log-normalised values without counts, and over many sparse genes).
+TASK_GROUPS: dict[str, tuple[str, ...]] = {
+    "core": ("glioblastoma_unseen_patient", "l1000_unseen_drugs", "norman_unseen_combinations"),
+    "unseen_cell_line": ("mcfaline23_unseen_cell_line",),
+    "shape_robustness": ("glioblastoma_unseen_patient_lognorm", "synthetic_sparse_unseen_context"),
 }

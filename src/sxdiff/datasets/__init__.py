@@ -1,7 +1,7 @@
 """Datasets: small real datasets bundled with sxdiff, loaders of large public ones, synthetic data."""
 
 from . import synthetic
-from ._bundled import glioblastoma_panobinostat, l1000_kinase_inhibitors, norman_crispra
+from ._bundled import glioblastoma_panobinostat, l1000_kinase_inhibitors, mcfaline23_crispri, norman_crispra
 from ._public import (
     REMOTE_FILES,
     combosciplex,
@@ -19,6 +19,7 @@ __all__ = [
     "fetch",
     "glioblastoma_panobinostat",
     "l1000_kinase_inhibitors",
+    "mcfaline23_crispri",
     "norman2019",
     "norman_crispra",
     "sciplex3",

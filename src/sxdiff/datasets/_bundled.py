@@ -6,7 +6,7 @@ from importlib import resources
 
 import anndata as ad
 
-__all__ = ["glioblastoma_panobinostat", "l1000_kinase_inhibitors", "norman_crispra"]
+__all__ = ["glioblastoma_panobinostat", "l1000_kinase_inhibitors", "mcfaline23_crispri", "norman_crispra"]
 
 
 def _read_bundled(name: str) -> ad.AnnData:
@@ -110,3 +110,41 @@ def norman_crispra() -> ad.AnnData:
     (3375, 500)
     """
     return _read_bundled("norman_crispra")
+
+
+def mcfaline23_crispri() -> ad.AnnData:
+    """CRISPRi knock-downs of 9 kinase-pathway genes in 3 glioblastoma cell lines (McFaline-Figueroa et al.).
+
+    2,586 cells x 500 highly variable genes, log1p-normalised values in ``X``. The same 9 single-gene
+    CRISPRi knock-downs (``MAP2K3``, ``MAP2K6``, ``MAP3K21``, ``MAP4K3``, ``MAP4K5``, ``MAPK1``, ``PLK4``,
+    ``SGK1``, ``TGFBR2``; 46-100 cells each) and 100 control cells in each of the lines A172, T98G and
+    U87MG (``obs["context"]``). The natural out-of-distribution task is predicting a cell line held out
+    of training from its control cells.
+
+    The effects are weak at this size: no target gene is among the 500 genes, and the knock-downs'
+    mean changes hardly agree between lines, so read results against the null floor.
+
+    Returns
+    -------
+    AnnData with ``obs["perturbation"]`` (knocked-down gene or ``"control"``), ``obs["dose"]`` (``"1"``:
+    one guide), ``obs["context"]`` (cell line, also ``obs["cell_type"]``), ``obs["perturbation_type"]``
+    (``"CRISPRi"`` / ``"control"``), ``obs["is_control"]``, ``obs["perturbation_raw"]`` (the original
+    gene name, ``KIAA1804`` for ``MAP3K21``), ``ncounts`` / ``ngenes`` of the original cells; gene symbols
+    as ``var_names``; ``uns["sxdiff"]`` with ``expression_scale="log1p"``.
+
+    Notes
+    -----
+    Source: McFaline-Figueroa et al. (2024), Cell Genomics (sci-Plex-GxE), as subsampled in the
+    perturbench development dataset (altoslabs/perturbench @ d357dfa, ``devel.h5ad``, BSD-3-Clause). The
+    500 genes were selected on that whole file (with the Norman 2019 part, :func:`norman_crispra`).
+
+    Examples
+    --------
+    >>> import sxdiff
+    >>> adata = sxdiff.datasets.mcfaline23_crispri()
+    >>> adata.shape
+    (2586, 500)
+    >>> sorted(adata.obs["context"].unique())
+    ['A172', 'T98G', 'U87MG']
+    """
+    return _read_bundled("mcfaline23_crispri")
