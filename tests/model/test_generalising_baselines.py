@@ -174,3 +174,57 @@ def test_state_matched_shift_follows_the_query_state_composition():
     assert scores["state"] > scores["mean_shift"] + 0.3
     with pytest.raises(ValueError, match="n_states"):
         StateMatchedBaseline(n_states=0)
+
+
+def test_state_matched_shift_finds_the_states_of_a_shifted_unseen_context():
+    """Three states respond differently; the query context is shifted as a whole (a batch effect on genes of
+    their own) and has only control cells in the training data, as in an unseen-context split. Clustering all
+    training controls would give the query its own cluster; the states of the other contexts are found."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(7)
+    n_genes, states = 60, ("A", "B", "C")
+    base = {s: np.full(n_genes, 1.0) for s in states}
+    for i, s in enumerate(states):
+        base[s][10 * i : 10 * i + 10] += 2.0  # ten marker genes per state
+    response = {s: np.r_[np.zeros(30), rng.normal(0, 1.5, 20), np.zeros(10)] for s in states}
+    batch = np.r_[np.zeros(50), np.full(10, 3.0)]  # the query's shift, on genes no state or response uses
+    composition = {"train1": (0.6, 0.3, 0.1), "train2": (0.3, 0.6, 0.1), "train3": (0.4, 0.4, 0.2)}
+    composition["query"] = (0.1, 0.2, 0.7)
+    X, rows = [], []
+    for context, fractions in composition.items():
+        for label in ("control", "drug"):
+            for state in rng.choice(states, size=300, p=fractions):
+                cell = base[state] + rng.normal(0, 0.3, n_genes) + (batch if context == "query" else 0.0)
+                X.append(cell + (response[state] if label == "drug" else 0.0))
+                rows.append((context, label, state))
+    obs = pd.DataFrame(rows, columns=["context", "perturbation", "state"])
+    obs.index = [f"cell{i}" for i in range(len(obs))]
+    adata = ad.AnnData(np.vstack(X), obs=obs)
+    is_query = (adata.obs["context"] == "query").to_numpy()
+    train = adata[~is_query | (adata.obs["perturbation"] == "control").to_numpy()].copy()
+    sources = adata[is_query & (adata.obs["perturbation"] == "control").to_numpy()]
+    truth = adata[is_query & (adata.obs["perturbation"] == "drug").to_numpy()]
+
+    # the failure this guards against: k-means on all training controls isolates the query context
+    controls = train[(train.obs["perturbation"] == "control").to_numpy()]
+    clusters = KMeans(n_clusters=3, n_init=10, random_state=0).fit_predict(controls.X)
+    query_clusters = set(clusters[(controls.obs["context"] == "query").to_numpy()])
+    assert len(query_clusters) == 1
+    assert not query_clusters & set(clusters[(controls.obs["context"] != "query").to_numpy()])
+
+    model = StateMatchedBaseline(context_key="context", n_states=3).fit(train)
+    assert model.reference_contexts_ == ["train1", "train2", "train3"]
+    pred = model.predict(sources, ["drug"])
+    predicted_delta = pred.X - sources.X
+    for state in states:
+        of_state = (sources.obs["state"] == state).to_numpy()
+        r = np.corrcoef(predicted_delta[of_state].mean(0), response[state])[0, 1]
+        assert r > 0.8, (state, r)
+    mean_shift = MeanShiftBaseline(context_key="context").fit(train).predict(sources, ["drug"])
+    scores = {
+        name: pearson_delta(p.X.mean(0), truth.X.mean(0), sources.X.mean(0))
+        for name, p in {"state": pred, "mean_shift": mean_shift}.items()
+    }
+    assert scores["state"] > 0.9
+    assert scores["state"] > scores["mean_shift"] + 0.1
