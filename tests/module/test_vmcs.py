@@ -84,7 +84,7 @@ def test_shapes_and_gate_limits():
     assert state.shared.shape == (32, 5)
     assert torch.all((state.quality >= 0) & (state.quality <= 1))
     rna_only = VMCS(20, 0, n_latent=5, use_protein=False).eval()
-    assert rna_only.encode(torch.ones(3, 20)).z.shape == (3, 5)
+    assert rna_only.encode(torch.ones(3, 20)).z.shape == (3, 15)  # the same state width as with protein
 
 
 def test_quality_is_reliability_weighted_agreement():

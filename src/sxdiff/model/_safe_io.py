@@ -44,7 +44,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT = "sxdiff-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: composed expected change, EMA of every diffusion-stage weight (0.1.0.dev, session 5)
 _FILES = ("weights.pt", "attributes.json", "var_names.json")
 
 
@@ -208,6 +208,12 @@ class SafeSaveLoadMixin:
                 f"{path} was written by sxdiff {manifest.get('sxdiff_version', '?')} (model format "
                 f"{manifest['format_version']}); this sxdiff {sxdiff.__version__} reads format {FORMAT_VERSION}. "
                 "Upgrade sxdiff to load it."
+            )
+        if manifest["format_version"] < FORMAT_VERSION:
+            raise ModelFileError(
+                f"{path} was written by sxdiff {manifest.get('sxdiff_version', '?')} (model format "
+                f"{manifest['format_version']}), whose network differs from this sxdiff {sxdiff.__version__} (format "
+                f"{FORMAT_VERSION}); retrain the model with this version."
             )
         if manifest.get("model_class") != cls.__name__:
             raise ModelFileError(f"{path} holds a {manifest.get('model_class')}, not a {cls.__name__}.")

@@ -22,6 +22,7 @@ from sxdiff.data._validation import resolve_obs_column
 from sxdiff.drugs._features import DrugFeatures
 from sxdiff.module._statexdiff import Stage, StateXDiffModule
 from sxdiff.train import PairedPerturbationData, StateXDiffTrainingPlan
+from sxdiff.train._denormals import flush_denormals
 
 from ._safe_io import SafeSaveLoadMixin
 from ._statexdiff_predict import StateXDiffPredictMixin
@@ -57,9 +58,20 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
     cfg_dropout, min_snr_gamma, ema_decay
         Classifier-free-guidance drop rate, min-SNR weighting (``None`` disables), EMA decay.
     shift_head
-        Learn the expected change ``E[x0 | drugs, source state]`` with a deterministic head (MSE) and let the
-        diffusion model the cell-level residual around it (``False``: the diffusion models the whole change,
-        as in the paper).
+        Learn the expected change given the perturbation set and the source cell's state with a deterministic,
+        compositional path (:class:`~sxdiff.module.PerturbationComposer`, MSE on the latent and the log-expression
+        change) and let the diffusion model the cell-level residual around it (``False``: the diffusion models the
+        whole change, as in the paper).
+    composition
+        How the members of a perturbation set combine: ``"interaction"`` (sum of member effects plus a pairwise
+        interaction that is 0 for singles, starts at 0 and is shrunk; default), ``"additive"`` (sum of member
+        effects only) or ``"pooled"`` (one network on the summed member tokens: the first versions' behaviour,
+        for the ablation).
+    state_effects
+        Let a perturbation's effect depend on the source cell's state (a context-free base effect plus a
+        deviation shrunk towards it), so that cell states that respond differently are predicted differently.
+    state_effect_penalty, interaction_penalty
+        L2 shrinkage of the state-dependent deviation and of the interaction term (on their outputs).
     drug_features, protein_names, protein_reliability
         Filled by the model itself (recorded so that a saved model loads without the training data).
 
@@ -95,6 +107,10 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         min_snr_gamma: float | None = 5.0,
         ema_decay: float = 0.999,
         shift_head: bool = True,
+        composition: Literal["interaction", "additive", "pooled"] = "interaction",
+        state_effects: bool = True,
+        state_effect_penalty: float = 0.1,
+        interaction_penalty: float = 1.0,
         drug_features: dict | None = None,
         protein_names: list[str] | None = None,
         protein_reliability: list[float] | None = None,
@@ -139,6 +155,10 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             min_snr_gamma=min_snr_gamma,
             ema_decay=ema_decay,
             shift_head=shift_head,
+            composition=composition,
+            state_effects=state_effects,
+            state_effect_penalty=state_effect_penalty,
+            interaction_penalty=interaction_penalty,
         )
         self._install_drug_features(features)
         if len(self.protein_names_):
@@ -188,17 +208,19 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         Parameters
         ----------
         max_epochs
-            Total epochs; with ``stage="all"``, ``state_epochs`` go to stage 1 and the rest to stage 2. Default:
-            enough epochs for about ``DEFAULT_STEPS`` (2,000) gradient steps, between 20 and 400 epochs (the
-            bundled datasets train in 1-4 minutes on 2 CPU cores).
+            Total epochs; with ``stage="all"``, ``state_epochs`` go to stage 1 and the rest to stage 2. Default: a
+            budget of ``DEFAULT_STEPS`` (2,000) gradient steps, 60 % for stage 1 and 40 % for stage 2, each stage's
+            epochs computed from its own steps per epoch (at least 2 epochs per stage).
         train_steps
-            With ``max_epochs=None``: aim at this many gradient steps instead (at least 2 epochs), e.g. a smaller
-            budget for a quick run. Ignored when ``max_epochs`` is given.
+            With ``max_epochs=None``: this many gradient steps instead of ``DEFAULT_STEPS``, e.g. a smaller budget for
+            a quick run. Ignored when ``max_epochs`` is given.
         stage
             ``"state"``, ``"diffusion"`` (stage 1 frozen) or ``"all"``.
         state_epochs
-            Epochs of stage 1 within ``"all"`` (default: 60 % of ``max_epochs``: the diffusion can only be as good
-            as the states it diffuses, and the autoencoder needs the longer training).
+            Epochs of stage 1 within ``"all"`` (default: 60 % of ``max_epochs`` or of the step budget: the diffusion
+            can only be as good as the states it diffuses, and the autoencoder needs the longer training). Stage 1
+            trains on the perturbed training cells *and every control cell* (the controls of contexts to be
+            predicted included: transductive, so that their states are not out of distribution for the encoder).
         batch_size, lr, weight_decay
             Minibatch size (pairs of perturbed and control cells; default ``min(256, max(32, n_train // 8))`` so that
             small datasets still get several steps per epoch) and Adam settings.
@@ -243,18 +265,9 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             storage = "disk" if is_on_disk(self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)) else "memory"
         logger.info("Reading training cells from %s.", storage)
         data = self._paired_data(split_key, validation_fraction, batch_size, seed, storage)
-        batch_size = data.batch_size
-        if max_epochs is None:
-            steps_per_epoch = max(1, data.n_train // batch_size)
-            if train_steps is None:
-                max_epochs = int(np.clip(round(DEFAULT_STEPS / steps_per_epoch), 20, 400))
-            else:
-                max_epochs = max(2, round(train_steps / steps_per_epoch))
-            logger.info("Training for %d epochs (%d steps per epoch).", max_epochs, steps_per_epoch)
-        stages = [("state", max_epochs)] if stage == "state" else [("diffusion", max_epochs)]
-        if stage == "all":
-            first = state_epochs if state_epochs is not None else max(1, round(0.6 * max_epochs))
-            stages = [("state", first), ("diffusion", max(1, max_epochs - first))]
+        state_data = data.with_controls()  # stage 1 also learns the states of every control cell
+        stages = _stage_epochs(stage, max_epochs, state_epochs, train_steps, data, state_data)
+        logger.info("Training %s.", ", ".join(f"{name}: {epochs} epochs" for name, epochs in stages))
         trainer_kwargs.setdefault("gradient_clip_val", 1.0)
         if "ddp" in str(trainer_kwargs.get("strategy", "")).lower():
             # Lightning all-reduces validation metrics in place; inference tensors do not allow it
@@ -264,38 +277,38 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                 trainer_kwargs["strategy"] = f"{trainer_kwargs['strategy']}_find_unused_parameters_true"
         trainer_kwargs.setdefault("reload_dataloaders_every_n_epochs", 1)  # new control partners every epoch
         previous = dict(self.history_) if self.history_ else {}
-        for name, epochs in stages:
-            stage_kwargs = dict(trainer_kwargs)
-            if checkpoint_dir is not None:
-                stage_kwargs.update(_checkpointing(Path(checkpoint_dir) / name, stage_kwargs))
-            if name == "diffusion":
-                if pairing == "ot":
-                    data.use_states(self.get_latent_representation(self.adata))
-                self._calibrate_state_scale(data)
-                self.module.ema_denoiser.load_state_dict(self.module.denoiser.state_dict())
-                self.module.ema_updates.zero_()
-            self.module.set_stage(name)
-            plan = StateXDiffTrainingPlan(
-                self.module,
-                seed=seed,
-                checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
-                lr=lr,
-                weight_decay=weight_decay,
-            )
-            runner = TrainRunner(
-                self,
-                training_plan=plan,
-                data_splitter=data,
-                max_epochs=epochs,
-                accelerator=accelerator,
-                devices=devices,
-                early_stopping=early_stopping,
-                check_val_every_n_epoch=1,
-                **stage_kwargs,
-            )
-            self.is_trained_ = False  # scvi-tools would otherwise keep only the first stage's metric names
-            runner()
-            previous = _merge_history(previous, self.history_ or {}, name)
+        with flush_denormals():  # subnormal Adam moments make CPU training ~20x slower
+            for name, epochs in stages:
+                stage_kwargs = dict(trainer_kwargs)
+                if checkpoint_dir is not None:
+                    stage_kwargs.update(_checkpointing(Path(checkpoint_dir) / name, stage_kwargs))
+                if name == "diffusion":
+                    if pairing == "ot":
+                        data.use_states(self.get_latent_representation(self.adata))
+                    self._calibrate(data)
+                    self.module.reset_ema()
+                self.module.set_stage(name)
+                plan = StateXDiffTrainingPlan(
+                    self.module,
+                    seed=seed,
+                    checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
+                    lr=lr,
+                    weight_decay=weight_decay,
+                )
+                runner = TrainRunner(
+                    self,
+                    training_plan=plan,
+                    data_splitter=state_data if name == "state" else data,
+                    max_epochs=epochs,
+                    accelerator=accelerator,
+                    devices=devices,
+                    early_stopping=early_stopping,
+                    check_val_every_n_epoch=1,
+                    **stage_kwargs,
+                )
+                self.is_trained_ = False  # scvi-tools would otherwise keep only the first stage's metric names
+                runner()
+                previous = _merge_history(previous, self.history_ or {}, name)
         self.history_ = previous
         self.module.set_stage(stage)
         self.module.eval()
@@ -328,9 +341,13 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             allowed_controls = found.is_control
         if len(train) == 0:
             raise ValueError(f"No perturbed training cells (split column {split_key!r}); check the split.")
-        if len(validation) == 0:
-            rng = np.random.default_rng(seed)
-            validation = rng.choice(train, size=max(1, len(train) // 10), replace=False)
+        if len(validation) == 0 and len(train) >= 20:
+            # no validation cells in the split: hold out a random tenth of the training cells (never test cells)
+            order = np.random.default_rng(seed).permutation(train)
+            n_val = max(1, round(validation_fraction * len(order)))
+            train, validation = np.sort(order[n_val:]), np.sort(order[:n_val])
+        elif len(validation) == 0:
+            validation = train[: max(1, len(train) // 10)]  # too few cells to hold any out: monitoring only
         matcher = ControlMatcher(allowed_controls, found.contexts, found.batches)
         return PairedPerturbationData(
             self._expression(adata, manager, storage),
@@ -346,19 +363,56 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         )
 
     @torch.no_grad()
-    def _calibrate_state_scale(self, data: PairedPerturbationData) -> None:
-        """Scale of state changes per dimension, so the diffusion target has unit variance (from <= 20,000 pairs)."""
+    def _calibrate(self, data: PairedPerturbationData) -> None:
+        """Calibrate the module on the training pairs (at most 20,000).
+
+        See :meth:`~sxdiff.module.StateXDiffModule.calibrate`.
+        """
         self.module.eval()
-        changes = []
+        changes, controls, smallest = [], [], np.inf
         for batch in data.training_pairs(max_pairs=20_000):
             batch = {k: v.to(self.device) for k, v in batch.items()}
             out = self.module.inference(batch)
             changes.append((out["state"].z - out["state_control"].z).cpu())
-        scale = torch.cat(changes).std(dim=0).clamp_min(1e-3)
-        self.module.state_scale = scale.to(self.device)
+            controls.append(out["state_control"].z.cpu())
+            smallest = min(smallest, float(batch["x"].min()), float(batch["x_control"].min()))
+        self.module.calibrate(torch.cat(changes), torch.cat(controls), nonnegative=smallest >= 0)
         self.module.train()
 
     # ------------------------------------------------------------------------------------------ prediction
+
+
+def _stage_epochs(
+    stage: str,
+    max_epochs: int | None,
+    state_epochs: int | None,
+    train_steps: int | None,
+    data: PairedPerturbationData,
+    state_data: PairedPerturbationData,
+) -> list[tuple[str, int]]:
+    """Epochs of each stage to run: from ``max_epochs`` (split 60/40 unless ``state_epochs``), or from a step budget.
+
+    Without ``max_epochs`` the budget (``train_steps``, default ``DEFAULT_STEPS``) is split 60 % / 40 % between the
+    state and the diffusion stage, and each stage's epochs follow from *its own* number of steps per epoch (stage 1
+    also trains on the control cells, so its epochs are longer).
+    """
+    names = ["state", "diffusion"] if stage == "all" else [stage]
+    if max_epochs is not None:
+        if stage != "all":
+            return [(stage, max_epochs)]
+        first = state_epochs if state_epochs is not None else max(1, round(0.6 * max_epochs))
+        return [("state", first), ("diffusion", max(1, max_epochs - first))]
+    budget = DEFAULT_STEPS if train_steps is None else train_steps
+    shares = {"state": 0.6, "diffusion": 0.4} if stage == "all" else {stage: 1.0}
+    out = []
+    for name in names:
+        cells = state_data.n_train if name == "state" else data.n_train
+        steps_per_epoch = max(1, cells // data.batch_size)
+        epochs = max(2, round(shares[name] * budget / steps_per_epoch))
+        if name == "state" and state_epochs is not None:
+            epochs = state_epochs
+        out.append((name, epochs))
+    return out
 
 
 def _checkpointing(directory: Path, trainer_kwargs: dict) -> dict:

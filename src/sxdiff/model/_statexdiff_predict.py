@@ -19,6 +19,7 @@ from sxdiff.data._protein import clr
 from sxdiff.data._validation import resolve_obs_column
 from sxdiff.drugs._features import DrugFeatures
 from sxdiff.drugs._table import DrugTable
+from sxdiff.train._denormals import flush_denormals
 
 from ._conditions import conditions_frame
 from ._prediction_store import PredictionStore
@@ -164,35 +165,38 @@ class StateXDiffPredictMixin:
         store = PredictionStore(
             len(frame) * n_samples_per_cell * n, len(self.gene_names_), self.module.n_state, n_protein, out_path
         )
-        try:  # each source batch is encoded once, then sampled under every condition
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                rows = stop - start
-                xb = torch.as_tensor(x[start:stop], device=self.device)
-                pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
-                state = self.module.encode(xb, pb if self.module.use_protein else None)
-                for c in range(len(frame)):
-                    di = torch.as_tensor(np.repeat(index[c : c + 1], rows, 0), device=self.device)
-                    dd = torch.as_tensor(np.repeat(dose_values[c : c + 1], rows, 0), device=self.device)
-                    dm = torch.as_tensor(np.repeat(mask[c : c + 1], rows, 0), device=self.device)
-                    for sample in range(n_samples_per_cell):
-                        out = self.module.sample(
-                            xb,
-                            pb,
-                            di,
-                            dd,
-                            dm,
-                            n_steps=n_steps,
-                            guidance_scale=guidance_scale,
-                            generator=generator,
-                            state_control=state,
-                        )
-                        store.write(
-                            (c * n_samples_per_cell + sample) * n + start,  # rows ordered by condition, sample, cell
-                            self._decode(out, xb, pb, decode).cpu().numpy(),
-                            out["z"].cpu().numpy(),
-                            out["protein"].cpu().numpy() if "protein" in out else None,
-                        )
+        source_means = self._source_log_means(x, contexts, batch_size)
+        try:  # each source batch is encoded once, then sampled under every condition (with the averaged weights)
+            with self.module.averaged_weights(), flush_denormals():
+                for start in range(0, n, batch_size):
+                    stop = min(start + batch_size, n)
+                    rows = stop - start
+                    xb = torch.as_tensor(x[start:stop], device=self.device)
+                    pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
+                    mean = torch.stack([source_means[c] for c in contexts[start:stop]])
+                    state = self.module.encode(xb, pb if self.module.use_protein else None)
+                    for c in range(len(frame)):
+                        di = torch.as_tensor(np.repeat(index[c : c + 1], rows, 0), device=self.device)
+                        dd = torch.as_tensor(np.repeat(dose_values[c : c + 1], rows, 0), device=self.device)
+                        dm = torch.as_tensor(np.repeat(mask[c : c + 1], rows, 0), device=self.device)
+                        for sample in range(n_samples_per_cell):
+                            out = self.module.sample(
+                                xb,
+                                pb,
+                                di,
+                                dd,
+                                dm,
+                                n_steps=n_steps,
+                                guidance_scale=guidance_scale,
+                                generator=generator,
+                                state_control=state,
+                            )
+                            store.write(
+                                (c * n_samples_per_cell + sample) * n + start,  # rows: condition, sample, cell
+                                self._decode(out, xb, mean, decode).cpu().numpy(),
+                                out["z"].cpu().numpy(),
+                                out["protein"].cpu().numpy() if "protein" in out else None,
+                            )
         except BaseException:
             store.abort()
             raise
@@ -210,25 +214,36 @@ class StateXDiffPredictMixin:
         uns = {"sxdiff_protein": {"names": list(self.protein_names_)}} if n_protein else {}
         return store.finish(obs, pd.DataFrame(index=list(self.gene_names_)), uns)
 
-    def _decode(self, out: dict, x: torch.Tensor, protein, decode: str) -> torch.Tensor:
+    def _source_log_means(self, x: RowReader, contexts: np.ndarray, batch_size: int) -> dict:
+        """Mean log expression (the metrics' scale) of the source cells of each context, as tensors."""
+        sums: dict = {}
+        counts: dict = {}
+        for start in range(0, x.shape[0], batch_size):
+            logged = self.module.log_expression(torch.as_tensor(x[start : start + batch_size], device=self.device))
+            for context in np.unique(contexts[start : start + batch_size]):
+                rows = torch.as_tensor(contexts[start : start + batch_size] == context, device=self.device)
+                sums[context] = sums.get(context, 0.0) + logged[rows].double().sum(dim=0)
+                counts[context] = counts.get(context, 0) + int(rows.sum())
+        return {context: (sums[context] / counts[context]).float() for context in sums}
+
+    def _decode(self, out: dict, x: torch.Tensor, mean: torch.Tensor, decode: str) -> torch.Tensor:
         """Predicted expression on the training scale.
 
-        ``"residual"``: the source's own expression plus the predicted change, added on the log scale
-        (``log1p`` per 10,000 for counts; counts are returned at the source's library size);
-        ``"direct"``: the decoded predicted state plus the gene-space correction.
+        ``"residual"``: the source's own expression plus the predicted change, on the log scale (``log1p`` per
+        10,000 for counts), by :meth:`~sxdiff.module.StateXDiffModule.apply_log_change` (decreases of non-negative
+        values are proportional, relative to ``mean``, the genes' mean among the sources of the cell's context, so
+        that zeros stay zeros and the mean falls by the predicted amount); counts are returned at the source's
+        library size. ``"direct"``: the decoded source state plus the predicted change.
         """
         module = self.module
-        counts = module.vmcs.gene_likelihood == "nb"
         if decode == "direct":
-            if not counts:
-                return out["expression"] + out["gene_correction"]
-            library = x.sum(dim=1, keepdim=True).clamp_min(1.0)
-            logged = torch.log1p(out["expression"] / library * 1e4) + out["gene_correction"]
-            return torch.expm1(logged).clamp_min(0.0) * library / 1e4
-        if decode != "residual":
+            base = out["decoded_control"]
+            logged = module.apply_log_change(base, out["log_change"], base)
+        elif decode == "residual":
+            logged = module.apply_log_change(module.log_expression(x), out["log_change"], mean)
+        else:
             raise ValueError(f"decode must be 'residual' or 'direct', not {decode!r}.")
-        logged = module.log_expression(x) + out["log_change"]
-        if not counts:
+        if module.vmcs.gene_likelihood != "nb":
             return logged
         library = x.sum(dim=1, keepdim=True).clamp_min(1.0)
         return torch.expm1(logged).clamp_min(0.0) * library / 1e4

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._composition import masked_sum
+
 __all__ = ["Condition", "DiTDenoiser", "MLPDenoiser", "timestep_embedding"]
 
 
@@ -77,13 +79,13 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.modulation[-1].bias)
 
     def forward(
-        self, h: torch.Tensor, cond: torch.Tensor, cond_padding: torch.Tensor, c: torch.Tensor
+        self, h: torch.Tensor, cond: torch.Tensor, cond_padding: torch.Tensor, c: torch.Tensor, gate: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         s1, sc1, g1, s2, sc2, g2, s3, sc3, g3 = self.modulation(c).chunk(9, dim=-1)
         x = _modulate(self.norm_self(h), s1, sc1)
         h = h + g1.unsqueeze(1) * self.self_attention(x, x, x, need_weights=False)[0]
         x = _modulate(self.norm_cross(h), s2, sc2)
-        kv = self.norm_cond(cond)
+        kv = self.norm_cond(cond) * gate  # reliability gates protein tokens *after* the norm, so it is not undone
         h = h + g2.unsqueeze(1) * self.cross_attention(x, kv, kv, key_padding_mask=cond_padding, need_weights=False)[0]
         back = self.norm_back(h)
         cond = cond + self.back_attention(self.norm_cond(cond), back, back, need_weights=False)[0]
@@ -149,17 +151,23 @@ class DiTDenoiser(nn.Module):
         return x.view(x.shape[0], self.n_chunks, self.chunk)
 
     def condition_tokens(self, condition: Condition, drop_drugs: torch.Tensor | None = None):
-        """Condition tokens and their padding mask (True = ignore)."""
+        """Condition tokens, their padding mask (True = ignore) and their gates ``(1, tokens, 1)``.
+
+        The gate is the protein's reliability for protein tokens and 1 for the others; the blocks apply it to the
+        layer-normalised tokens, so an unreliable protein contributes (close to) nothing to the attention.
+        """
         batch = condition.control_state.shape[0]
         control = (
             self.control_in(self._chunks(condition.control_state)) + self.control_position + self.type_embedding[0]
         )
         parts, padding = [control], [torch.zeros(batch, self.n_chunks, dtype=torch.bool, device=control.device)]
+        ones = torch.ones(self.n_chunks, device=control.device)
+        gates = [ones]
         if self.n_proteins and condition.protein is not None:
             gate = condition.reliability if condition.reliability is not None else torch.ones(self.n_proteins)
-            gate = gate.to(control.device).view(1, -1, 1)
+            gates.append(gate.to(control.device).float().clamp(0.0, 1.0))
             tokens = condition.protein.unsqueeze(-1) * self.protein_value + self.protein_identity
-            parts.append(gate * tokens + self.type_embedding[1])
+            parts.append(tokens + self.type_embedding[1])
             padding.append(torch.zeros(batch, self.n_proteins, dtype=torch.bool, device=control.device))
         mask = condition.drug_mask
         if drop_drugs is not None:
@@ -168,21 +176,21 @@ class DiTDenoiser(nn.Module):
         null = (self.null_drug + self.type_embedding[2]).expand(batch, 1, -1)
         parts += [null, drugs]
         padding += [torch.zeros(batch, 1, dtype=torch.bool, device=control.device), ~mask]
-        return torch.cat(parts, dim=1), torch.cat(padding, dim=1)
+        gates.append(torch.ones(1 + mask.shape[1], device=control.device))
+        return torch.cat(parts, dim=1), torch.cat(padding, dim=1), torch.cat(gates).view(1, -1, 1)
 
     def _pooled_drugs(self, condition: Condition, drop_drugs: torch.Tensor | None) -> torch.Tensor:
         """Sum of the real drug tokens (the null token where there are none), for adaLN conditioning."""
         mask = condition.drug_mask if drop_drugs is None else condition.drug_mask & ~drop_drugs.unsqueeze(-1)
-        summed = (condition.drug_tokens * mask.unsqueeze(-1)).sum(dim=1)
-        return summed + self.null_drug * (mask.sum(dim=1, keepdim=True) == 0)
+        return masked_sum(condition.drug_tokens, mask) + self.null_drug * (mask.sum(dim=1, keepdim=True) == 0)
 
     def prepare(self, condition: Condition, drop_drugs: torch.Tensor | None = None) -> tuple:
         """What does not depend on ``x_t`` or ``t``: condition tokens, padding, pooled-drug conditioning.
 
         Sampling computes it once and reuses it at every step (``forward(..., prepared=...)``).
         """
-        cond, padding = self.condition_tokens(condition, drop_drugs)
-        return cond, padding, self.drug_pool(self._pooled_drugs(condition, drop_drugs))
+        cond, padding, gate = self.condition_tokens(condition, drop_drugs)
+        return cond, padding, gate, self.drug_pool(self._pooled_drugs(condition, drop_drugs))
 
     def forward(
         self,
@@ -193,11 +201,11 @@ class DiTDenoiser(nn.Module):
         prepared: tuple | None = None,
     ) -> torch.Tensor:
         """Predicted ``v``, shape ``(batch, n_state)``; ``drop_drugs`` (bool per row) hides the drug tokens."""
-        cond, padding, drug_c = prepared if prepared is not None else self.prepare(condition, drop_drugs)
+        cond, padding, gate, drug_c = prepared if prepared is not None else self.prepare(condition, drop_drugs)
         h = self.latent_in(self._chunks(x_t)) + self.latent_position
         c = self.time_mlp(timestep_embedding(t, self.d_model)) + drug_c
         for block in self.blocks:
-            h, cond = block(h, cond, padding, c)
+            h, cond = block(h, cond, padding, c, gate)
         shift, scale = self.final_modulation(c).chunk(2, dim=-1)
         out = self.out(_modulate(self.final_norm(h), shift, scale))
         return out.reshape(x_t.shape[0], -1)[:, : self.n_state]
@@ -235,8 +243,7 @@ class MLPDenoiser(nn.Module):
         mask = condition.drug_mask
         if drop_drugs is not None:
             mask = mask & ~drop_drugs.unsqueeze(-1)
-        summed = (condition.drug_tokens * mask.unsqueeze(-1)).sum(dim=1)
-        drugs = summed + self.null_drug * (mask.sum(dim=1, keepdim=True) == 0)
+        drugs = masked_sum(condition.drug_tokens, mask) + self.null_drug * (mask.sum(dim=1, keepdim=True) == 0)
         parts = [x_t, condition.control_state, drugs, timestep_embedding(t, self.d_model)]
         if self.n_proteins:
             protein = condition.protein if condition.protein is not None else torch.zeros(x_t.shape[0], self.n_proteins)

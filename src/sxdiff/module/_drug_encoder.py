@@ -28,13 +28,14 @@ class DrugEncoder(nn.Module):
 
     For drug ``d`` at dose ``c``:
 
-    - ``e_d = MLP(structure_d) + W LN((T_d^genes G + T_d^extra E) / (1 + |T_d|_1))`` (each term only when the
+    - ``e_d = MLP(structure_d) + W (T_d^genes G + T_d^extra E) / ((1 + |T_d|_1) rms(G))`` (each term only when the
       drug has SMILES / targets), where ``G`` are the gene embeddings *tied to the RNA decoder* (its
-      output weight), ``E`` embeddings of target genes outside the expression matrix, and ``T_d`` the
-      signed template; a learned token stands in for drugs with neither;
+      output weight), ``E`` embeddings of target genes outside the expression matrix (initialised at 0, so a
+      target only unseen drugs have adds nothing rather than noise), and ``T_d`` the signed template; a learned
+      token stands in for drugs with neither;
     - the sum is layer-normalised (so that the drug identity is not drowned by the dose token), then
-    - a monotone dose response ``g = sigmoid(softplus(k(e_d)) (log c - log ec50(e_d)))`` scales the embedding,
-      and a dose token (features of ``log c``) is added: ``token = g e_d + D(log c)``.
+    - a monotone dose response ``g = sigmoid(softplus(k(e_d)) (log c - log ec50(e_d)))``, exactly 0 at dose 0,
+      scales the embedding, and a dose token (features of ``log c``) is added: ``token = g e_d + D(log c)``.
 
     The drug feature tables are non-persistent buffers set by the model (:meth:`set_drug_features`),
     so drugs never seen in training are featurised with the stored statistics and encoded at once.
@@ -70,8 +71,7 @@ class DrugEncoder(nn.Module):
         self.n_genes, self.drug_template = n_genes, drug_template
         self._gene_embedding = gene_embedding
         self.structure_mlp = mlp(n_structure, d_model, d_model, 1, dropout)
-        self.extra_embedding = nn.Parameter(torch.randn(max(n_template - n_genes, 0), gene_embedding_dim) * 0.02)
-        self.template_norm = nn.LayerNorm(gene_embedding_dim)
+        self.extra_embedding = nn.Parameter(torch.zeros(max(n_template - n_genes, 0), gene_embedding_dim))
         self.template_projection = nn.Linear(gene_embedding_dim, d_model)
         self.missing_token = nn.Parameter(torch.randn(d_model) * 0.02)
         self.embedding_norm = nn.LayerNorm(d_model)
@@ -82,6 +82,7 @@ class DrugEncoder(nn.Module):
         self.register_buffer("template", torch.zeros(0, n_template), persistent=False)
         self.register_buffer("has_structure", torch.zeros(0, dtype=torch.bool), persistent=False)
         self.register_buffer("has_targets", torch.zeros(0, dtype=torch.bool), persistent=False)
+        self.register_buffer("target_group", torch.zeros(0, dtype=torch.long), persistent=False)
 
     def set_drug_features(
         self, structure: torch.Tensor, template: torch.Tensor, has_structure: torch.Tensor, has_targets: torch.Tensor
@@ -92,6 +93,12 @@ class DrugEncoder(nn.Module):
         self.template = template.float().to(device)
         self.has_structure = has_structure.bool().to(device)
         self.has_targets = has_targets.bool().to(device)
+        # drugs with the same signed targets share a group (for the triplet loss's negatives); others their own
+        groups = torch.arange(self.template.shape[0], device=device)
+        if self.template.shape[0]:
+            _, first = torch.unique(self.template, dim=0, return_inverse=True)
+            groups = torch.where(self.has_targets, first + self.template.shape[0], groups)
+        self.target_group = groups
 
     def embed(self, drug_index: torch.Tensor) -> torch.Tensor:
         """Dose-free drug embeddings ``e_d`` for indices of any shape."""
@@ -107,23 +114,29 @@ class DrugEncoder(nn.Module):
         if use_targets:
             has = self.has_targets[flat]
             template = self.template[flat]
-            weights = torch.cat([self._gene_embedding(), self.extra_embedding], dim=0)
-            pooled = template @ weights / (1 + template.abs().sum(dim=1, keepdim=True))
-            out = out + self.template_projection(self.template_norm(pooled)) * has.unsqueeze(-1)
+            genes = self._gene_embedding()
+            weights = torch.cat([genes, self.extra_embedding], dim=0)
+            scale = genes.detach().pow(2).mean().sqrt().clamp_min(1e-8)
+            pooled = template @ weights / ((1 + template.abs().sum(dim=1, keepdim=True)) * scale)
+            out = out + self.template_projection(pooled) * has.unsqueeze(-1)
             described |= has
         out = out + self.missing_token * (~described).unsqueeze(-1)
         return self.embedding_norm(out).reshape(*drug_index.shape, -1)
 
     def dose_response(self, embedding: torch.Tensor, dose: torch.Tensor) -> torch.Tensor:
-        """Monotone (increasing) response in ``log dose`` in (0, 1), shaped by the drug's embedding."""
+        """Monotone (increasing) response in ``log dose`` in [0, 1), shaped by the drug's embedding; 0 at dose 0."""
         log_dose = torch.log(dose.clamp_min(1e-6))
         slope = nn.functional.softplus(self.dose_slope(embedding)).squeeze(-1) + 1e-3
-        return torch.sigmoid(slope * (log_dose - self.dose_midpoint(embedding).squeeze(-1)))
+        response = torch.sigmoid(slope * (log_dose - self.dose_midpoint(embedding).squeeze(-1)))
+        return response * (dose > 0).to(response.dtype)
+
+    def tokens(self, embedding: torch.Tensor, response: torch.Tensor, dose: torch.Tensor, mask: torch.Tensor):
+        """Tokens ``g e_d + D(log c)`` from embeddings and their dose responses; zero where ``mask`` is False."""
+        log_dose = torch.log(dose.clamp_min(1e-6))
+        tokens = response.unsqueeze(-1) * embedding + self.dose_token(_log_dose_features(log_dose))
+        return tokens * mask.unsqueeze(-1)
 
     def forward(self, drug_index: torch.Tensor, dose: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Tokens ``(batch, set size, d_model)``; padded positions (``mask`` False) are zero."""
         embedding = self.embed(drug_index)
-        response = self.dose_response(embedding, dose)
-        log_dose = torch.log(dose.clamp_min(1e-6))
-        tokens = response.unsqueeze(-1) * embedding + self.dose_token(_log_dose_features(log_dose))
-        return tokens * mask.unsqueeze(-1)
+        return self.tokens(embedding, self.dose_response(embedding, dose), dose, mask)

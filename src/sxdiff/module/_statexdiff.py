@@ -1,30 +1,36 @@
-"""The StateXDiff module: VMCS state, drug tokens, and a conditional latent diffusion of state changes.
+"""The StateXDiff module: VMCS state, drug tokens, a composed expected change, and a latent diffusion around it.
 
 Training pairs a perturbed cell ``i`` with a control cell ``j`` of the same context. With states
-``z_i``, ``z_j`` from the VMCS, the diffusion target is the change ``x0 = z_i - z_j`` given ``z_j``,
-the source's protein context and the drug tokens. Losses (per stage):
+``z_i``, ``z_j`` from the VMCS, the change to explain is ``z_i - z_j`` (latent) and ``y_i - y_j`` (log
+expression, the metrics' scale). Losses (per stage):
 
 - ``"state"``: the VMCS losses on both cells;
-- ``"diffusion"``: the v-loss ``|v^ - v|^2`` (optionally min-SNR weighted) plus the quality-aware triplet
-  ``q_i max(0, cos(v^_mis, v) - cos(v^, v) + m)``, with ``v^_mis`` predicted under the drug tokens of
-  another cell of the batch that has a different perturbation; states are detached (stage 1 frozen);
+- ``"diffusion"``: the expected change ``Δ(z_j, set)`` of :class:`~sxdiff.module.PerturbationComposer` fitted by
+  MSE to both changes (plus the L2 shrinkage of its state-dependent and interaction parts); the v-loss
+  ``|v^ - v|^2`` (optionally min-SNR weighted) of the latent diffusion of the residual ``z_i - z_j - Δ``; and the
+  quality-aware triplet ``q_i max(0, cos(v^_mis, v) - cos(v^, v) + m)`` on the *full* velocity (residual and
+  expected change together), with ``v^_mis`` predicted under the perturbation set of another cell of the batch
+  whose targets differ (neither set contains the other). States are detached (stage 1 frozen);
 - ``"all"``: both.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
 from scvi.module.base import BaseModuleClass, LossOutput
 from torch import nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from sxdiff.diffusion import CosineSchedule, ddim_sample, guided_v, min_snr_weight, v_target
 
+from ._composition import Composed, Composition, PerturbationComposer
 from ._denoiser import Condition, DiTDenoiser, MLPDenoiser
 from ._drug_encoder import DrugEncoder, DrugTemplate
-from ._vmcs import VMCS, VMCSState, mlp
+from ._vmcs import VMCS, VMCSState
 
 __all__ = ["Stage", "StateXDiffModule"]
 
@@ -37,6 +43,10 @@ class StateXDiffModule(BaseModuleClass):
     Batches are dicts with ``x`` / ``x_control`` (expression of the perturbed cell and its matched
     control), ``protein`` / ``protein_control`` (protein features, optional), ``drug_index``,
     ``drug_dose``, ``drug_mask`` (padded perturbation sets).
+
+    ``composition`` (``"additive"``, ``"interaction"``, ``"pooled"``), ``state_effects`` and the two penalties
+    configure the expected change (:class:`~sxdiff.module.PerturbationComposer`); ``shift_head=False`` removes
+    it (the diffusion models the whole change, as in the paper).
     """
 
     def __init__(
@@ -64,6 +74,10 @@ class StateXDiffModule(BaseModuleClass):
         min_snr_gamma: float | None = 5.0,
         ema_decay: float = 0.999,
         shift_head: bool = True,
+        composition: Composition = "interaction",
+        state_effects: bool = True,
+        state_effect_penalty: float = 0.1,
+        interaction_penalty: float = 1.0,
         stage: Stage = "all",
     ) -> None:
         super().__init__()
@@ -92,38 +106,99 @@ class StateXDiffModule(BaseModuleClass):
         denoiser_cls = DiTDenoiser if denoiser == "dit" else MLPDenoiser
         kwargs = {"n_chunks": n_chunks, "n_heads": n_heads, "n_blocks": n_blocks} if denoiser == "dit" else {}
         self.denoiser = denoiser_cls(self.n_state, n_proteins if use_protein else 0, d_model=d_model, **kwargs)
-        self.ema_denoiser = denoiser_cls(self.n_state, n_proteins if use_protein else 0, d_model=d_model, **kwargs)
-        self.ema_denoiser.load_state_dict(self.denoiser.state_dict())
-        self.ema_denoiser.requires_grad_(False)
-        # expected latent change E[x0 | drugs]; the diffusion models the residual around it
-        self.shift_head = mlp(d_model, n_hidden, self.n_state, 2, 0.0) if shift_head else None
-        # per-drug gene-space change that the decoded latent change misses (summed over a combination)
-        self.gene_head = mlp(d_model, n_hidden, n_genes, 1, 0.0) if shift_head else None
+        self.composer = (
+            PerturbationComposer(
+                d_model,
+                self.n_state,
+                n_genes,
+                n_hidden=2 * n_hidden,
+                composition=composition,
+                state_effects=state_effects,
+            )
+            if shift_head
+            else None
+        )
         self.schedule = CosineSchedule(n_diffusion_steps)
         self.cfg_dropout, self.triplet_weight, self.triplet_margin = cfg_dropout, triplet_weight, triplet_margin
         self.min_snr_gamma, self.ema_decay = min_snr_gamma, ema_decay
+        self.state_effect_penalty, self.interaction_penalty = state_effect_penalty, interaction_penalty
         self.stage: Stage = stage
         self.register_buffer("reliability", torch.ones(max(n_proteins, 1)))
         self.register_buffer("state_scale", torch.ones(self.n_state))
+        self.register_buffer("state_mean", torch.zeros(self.n_state))
+        self.register_buffer("state_std", torch.ones(self.n_state))
+        self.register_buffer("nonnegative", torch.tensor(gene_likelihood == "nb"))
+        self.register_buffer("ema_weights", parameters_to_vector(self._averaged_parameters()).detach().clone())
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
     def set_stage(self, stage: Stage) -> None:
         """Select the losses of a stage and make only its parameters trainable.
 
-        ``"state"`` trains the VMCS; ``"diffusion"`` the drug encoder, denoiser and heads (the VMCS, and with it
+        ``"state"`` trains the VMCS; ``"diffusion"`` the drug encoder, composer and denoiser (the VMCS, and with it
         the gene embeddings the drug templates go through, is frozen); ``"all"`` everything. Parameters a stage
-        does not use get no gradient, which distributed training (DDP) requires. The EMA copy never trains.
+        does not use get no gradient, which distributed training (DDP) requires.
         """
         self.stage = stage
         for name, parameter in self.named_parameters():
-            if name.startswith("ema_denoiser."):
-                parameter.requires_grad_(False)
-            elif stage == "state":
+            if stage == "state":
                 parameter.requires_grad_(name.startswith("vmcs."))
             elif stage == "diffusion":
                 parameter.requires_grad_(not name.startswith("vmcs."))
             else:
                 parameter.requires_grad_(True)
+
+    # ------------------------------------------------------------------------------------ calibration, EMA
+    @torch.no_grad()
+    def calibrate(self, changes: torch.Tensor, control_states: torch.Tensor, nonnegative: bool) -> None:
+        """Set the statistics the module standardises with, from training pairs.
+
+        The scale of latent changes (unit variance per dimension for the diffusion), the mean and spread of control
+        states (the composer sees standardised source states: 0 is the average control cell), and whether
+        expression values are non-negative (how :meth:`apply_log_change` decreases them).
+        """
+        device = self.state_scale.device
+        self.state_scale = changes.std(dim=0).clamp_min(1e-3).to(device)
+        self.state_mean = control_states.mean(dim=0).to(device)
+        self.state_std = control_states.std(dim=0).clamp_min(1e-3).to(device)
+        self.nonnegative = torch.tensor(bool(nonnegative), device=device)
+
+    def _averaged_parameters(self) -> list[nn.Parameter]:
+        """The parameters the EMA averages: everything the diffusion stage trains (all but the VMCS)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("vmcs.")]
+
+    @torch.no_grad()
+    def reset_ema(self) -> None:
+        """Restart the moving average from the current weights (at the start of the diffusion stage)."""
+        self.ema_weights.copy_(parameters_to_vector(self._averaged_parameters()))
+        self.ema_updates.zero_()
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Exponential moving average of every diffusion-stage weight (drug encoder, composer, denoiser).
+
+        The decay warms up as ``min(ema_decay, (1 + k) / (10 + k))`` after ``k`` updates, so that a short
+        training run is not dominated by the initial weights.
+        """
+        self.ema_updates += 1
+        k = float(self.ema_updates)
+        decay = min(self.ema_decay, (1 + k) / (10 + k))
+        self.ema_weights.lerp_(parameters_to_vector(self._averaged_parameters()), 1 - decay)
+
+    @contextlib.contextmanager
+    def averaged_weights(self, enabled: bool = True) -> Iterator[None]:
+        """Use the averaged weights inside the block (sampling), the live ones again after it."""
+        if not enabled or int(self.ema_updates) == 0:
+            yield
+            return
+        parameters = self._averaged_parameters()
+        with torch.no_grad():
+            live = parameters_to_vector(parameters).clone()
+            vector_to_parameters(self.ema_weights, parameters)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                vector_to_parameters(live, parameters)
 
     # ------------------------------------------------------------------------------------ helpers
     def _protein(self, tensors: dict, key: str) -> torch.Tensor | None:
@@ -133,18 +208,20 @@ class StateXDiffModule(BaseModuleClass):
         """VMCS state of cells."""
         return self.vmcs.encode(x, protein, self.reliability[: protein.shape[1]] if protein is not None else None)
 
-    def condition(self, z_control, protein_control, drug_index, drug_dose, drug_mask) -> Condition:
-        """Denoiser condition from a source state, its protein and a perturbation set."""
-        tokens = self.drug_encoder(drug_index, drug_dose, drug_mask)
+    def condition(
+        self, z_control, protein_control, drug_index, drug_dose, drug_mask
+    ) -> tuple[Condition, Composed | None]:
+        """Denoiser condition and expected change for source states, their protein and perturbation sets."""
+        embedding = self.drug_encoder.embed(drug_index)
+        response = self.drug_encoder.dose_response(embedding, drug_dose)
+        tokens = self.drug_encoder.tokens(embedding, response, drug_dose, drug_mask)
         reliability = self.reliability[: protein_control.shape[1]] if protein_control is not None else None
-        return Condition(z_control / self.state_scale, tokens, drug_mask, protein_control, reliability)
-
-    def expected_change(self, condition: Condition) -> torch.Tensor:
-        """Deterministic expected (scaled) change given the drugs and the source state; zeros without the head."""
-        if self.shift_head is None:
-            return torch.zeros_like(condition.control_state)
-        pooled = (condition.drug_tokens * condition.drug_mask.unsqueeze(-1)).sum(dim=1)
-        return self.shift_head(pooled)
+        condition = Condition(z_control / self.state_scale, tokens, drug_mask, protein_control, reliability)
+        composed = None
+        if self.composer is not None:
+            standardised = (z_control - self.state_mean) / self.state_std
+            composed = self.composer(embedding, response, drug_mask, standardised, tokens)
+        return condition, composed
 
     def log_expression(self, x: torch.Tensor) -> torch.Tensor:
         """Expression on the scale of the metrics: log1p per 10,000 for counts, the values otherwise."""
@@ -155,24 +232,28 @@ class StateXDiffModule(BaseModuleClass):
         mean = self.vmcs.decode_rna(z)
         return torch.log1p(mean) if self.vmcs.gene_likelihood == "nb" else mean
 
-    def gene_correction(self, drug_tokens: torch.Tensor, drug_mask: torch.Tensor) -> torch.Tensor:
-        """Gene-space change the latent change misses: a sum over the set's drugs; zeros without the head."""
-        if self.gene_head is None:
-            return torch.zeros(drug_tokens.shape[0], self.vmcs.n_genes, device=drug_tokens.device)
-        return (self.gene_head(drug_tokens) * drug_mask.unsqueeze(-1)).sum(dim=1)
+    def apply_log_change(self, log_values: torch.Tensor, change: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """Source cells' log expression plus a predicted change, with no bias from a floor at zero.
 
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        """Exponential moving average of the denoiser weights (used for sampling).
+        Values that may be negative (z-scores, L1000) get the change added. Non-negative values (counts,
+        log-normalised data) get increases added and decreases applied multiplicatively, as the fraction
+        ``change / mean`` of the gene's mean among the sources: a cell at 0 stays at 0, the others fall in
+        proportion, and the mean over the sources falls by the predicted amount (down to 0) instead of by the
+        part a clamp at 0 would leave.
 
-        The decay warms up as ``min(ema_decay, (1 + k) / (10 + k))`` after ``k`` updates, so that a short
-        training run is not dominated by the initial weights.
+        Parameters
+        ----------
+        log_values
+            ``(cells, genes)`` on the scale of :meth:`log_expression`.
+        change
+            ``(cells, genes)`` predicted change of the mean.
+        mean
+            ``(genes,)`` or ``(cells, genes)``: the genes' mean log expression among the source cells.
         """
-        self.ema_updates += 1
-        k = float(self.ema_updates)
-        decay = min(self.ema_decay, (1 + k) / (10 + k))
-        for ema, live in zip(self.ema_denoiser.parameters(), self.denoiser.parameters(), strict=True):
-            ema.lerp_(live, 1 - decay)
+        if not bool(self.nonnegative):
+            return log_values + change
+        factor = (1 + change / mean.clamp_min(1e-6)).clamp_min(0.0)
+        return torch.where(change >= 0, log_values + change, log_values * factor)
 
     # ------------------------------------------------------------------------------------ scvi-tools API
     def _get_inference_input(self, tensors: dict, **kwargs) -> dict:
@@ -224,31 +305,32 @@ class StateXDiffModule(BaseModuleClass):
             total = total + rna + prot + 0.1 * align + decor
             terms.update({"rna": rna, "protein": prot, "alignment": align, "decorrelation": decor})
         if self.stage in ("diffusion", "all"):
-            v_loss, triplet, shift_loss = self._diffusion_losses(tensors, state, state_control)
-            total = total + v_loss + self.triplet_weight * triplet + shift_loss
-            terms.update({"v": v_loss, "triplet": triplet, "shift": shift_loss})
+            diffusion = self._diffusion_losses(tensors, state, state_control)
+            total = total + diffusion["v"] + self.triplet_weight * diffusion["triplet"] + diffusion["shift"]
+            terms.update(diffusion)
         per_cell = total.expand(n)
         self.last_loss_terms = {name: value.detach() for name, value in terms.items()}  # for the NaN guard
         return LossOutput(loss=total, reconstruction_loss=per_cell, n_obs_minibatch=n, extra_metrics=terms)
 
-    def _diffusion_losses(self, tensors: dict, state, state_control) -> tuple[torch.Tensor, ...]:
+    def _diffusion_losses(self, tensors: dict, state, state_control) -> dict[str, torch.Tensor]:
         z, z_control = state.z.detach(), state_control.z.detach()
         change = (z - z_control) / self.state_scale
         n = change.shape[0]
         protein_control = self._protein(tensors, "protein_control")
-        condition = self.condition(
+        condition, composed = self.condition(
             z_control, protein_control, tensors["drug_index"], tensors["drug_dose"], tensors["drug_mask"]
         )
-        expected = self.expected_change(condition)
         zero = torch.zeros((), device=change.device)
-        shift_loss = zero
-        if self.shift_head is not None:
-            with torch.no_grad():  # what the decoded *expected* latent change misses, so the two add up
-                observed = self.log_expression(tensors["x"]) - self.log_expression(tensors["x_control"])
-                shifted = z_control + expected.detach() * self.state_scale
-                missed = observed - (self.decoded_log_expression(shifted) - self.decoded_log_expression(z_control))
-            correction = self.gene_correction(condition.drug_tokens, condition.drug_mask)
-            shift_loss = (expected - change).pow(2).mean() + (correction - missed).pow(2).mean()
+        out = {"shift": zero, "shift_genes": zero, "v": zero, "triplet": zero}
+        expected = torch.zeros_like(change)
+        if composed is not None:
+            observed = self.log_expression(tensors["x"]) - self.log_expression(tensors["x_control"])
+            genes = (composed.genes - observed).pow(2).mean()
+            shrinkage = self.state_effect_penalty * composed.deviation.pow(2).mean()
+            shrinkage = shrinkage + self.interaction_penalty * composed.interaction.pow(2).mean()
+            out["shift_genes"] = genes
+            out["shift"] = (composed.latent - change).pow(2).mean() + genes + shrinkage
+            expected = composed.latent
         x0 = change - expected.detach()
         t = torch.randint(0, self.schedule.n_steps, (n,), device=x0.device)
         noise = torch.randn_like(x0)
@@ -260,28 +342,66 @@ class StateXDiffModule(BaseModuleClass):
         weights = (
             min_snr_weight(self.schedule, t, self.min_snr_gamma) if self.min_snr_gamma else torch.ones_like(squared)
         )
-        v_loss = (weights * squared).mean()
-        if not self.triplet_weight or n < 2:
-            return v_loss, zero, shift_loss
-        # mismatched pairs: drug tokens of the next cell with a different perturbation set
-        shift = torch.roll(torch.arange(n, device=x0.device), 1)
-        members = torch.where(tensors["drug_mask"], tensors["drug_index"], -1).sort(dim=1).values  # order-free sets
-        different = (members != members[shift]).any(dim=1) & ~drop
-        if not different.any():
-            return v_loss, zero, shift_loss
+        out["v"] = (weights * squared).mean()
+        if self.triplet_weight and n > 1:
+            out["triplet"] = self._triplet(tensors, condition, composed, x_t, t, v_hat, target, expected, drop, state)
+        return out
+
+    def _mismatch_partners(self, tensors: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each row, another row of the batch whose perturbation set differs in its targets.
+
+        Neither set's target groups contain the other's (so A is no negative for A+B, and drugs with the same
+        targets are not pushed apart). Tries the next rows in turn; returns ``(partner, found)``.
+        """
+        groups = self.drug_encoder.target_group[tensors["drug_index"]]
+        mask = tensors["drug_mask"]
+        n = groups.shape[0]
+        same = groups[:, None, :, None] == groups[None, :, None, :]  # (i, j, member of i, member of j)
+        in_other = (same & mask[None, :, None, :]).any(dim=3)  # member k of i's set is in j's set
+        i_in_j = (in_other | ~mask[:, None, :]).all(dim=2)
+        j_in_i = i_in_j.T
+        valid = ~(i_in_j | j_in_i)
+        rows = torch.arange(n, device=groups.device)
+        partner, found = rows.clone(), torch.zeros(n, dtype=torch.bool, device=groups.device)
+        for step in range(1, min(n, 8)):
+            candidate = (rows + step) % n
+            take = ~found & valid[rows, candidate]
+            partner = torch.where(take, candidate, partner)
+            found |= take
+        return partner, found
+
+    def _triplet(self, tensors, condition, composed, x_t, t, v_hat, target, expected, drop, state) -> torch.Tensor:
+        """Quality-aware triplet on the full velocity (the residual's and the expected change's together)."""
+        partner, found = self._mismatch_partners(tensors)
+        found = found & ~drop
+        if not found.any():
+            return torch.zeros((), device=x_t.device)
         mismatched = Condition(
             condition.control_state,
-            condition.drug_tokens[shift],
-            condition.drug_mask[shift],
+            condition.drug_tokens[partner],
+            condition.drug_mask[partner],
             condition.protein,
             condition.reliability,
         )
         v_mis = self.denoiser(x_t, t, mismatched)
-        cos_true = nn.functional.cosine_similarity(v_hat, target, dim=1)
-        cos_mis = nn.functional.cosine_similarity(v_mis, target, dim=1)
+        sigma = self.schedule.alpha_sigma(t)[1].unsqueeze(-1)
+        full_target = target - sigma * expected.detach()
+        full_true, full_mis = v_hat, v_mis
+        if composed is not None:
+            latent_true = composed.latent
+            _, composed_mis = self.condition(
+                condition.control_state * self.state_scale,
+                condition.protein,
+                tensors["drug_index"][partner],
+                tensors["drug_dose"][partner],
+                tensors["drug_mask"][partner],
+            )
+            full_true = v_hat - sigma * latent_true
+            full_mis = v_mis - sigma * composed_mis.latent
+        cos_true = nn.functional.cosine_similarity(full_true, full_target, dim=1)
+        cos_mis = nn.functional.cosine_similarity(full_mis, full_target, dim=1)
         hinge = torch.relu(cos_mis - cos_true + self.triplet_margin)
-        triplet = (state.quality.detach() * hinge)[different].mean()
-        return v_loss, triplet, shift_loss
+        return (state.quality.detach() * hinge)[found].mean()
 
     # ------------------------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -296,47 +416,48 @@ class StateXDiffModule(BaseModuleClass):
         n_steps: int = 10,
         guidance_scale: float = 1.0,
         generator: torch.Generator | None = None,
-        use_ema: bool = True,
         state_control: VMCSState | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Predicted states and expression means for source control cells under perturbation sets.
+        """Predicted states and log-expression changes for source control cells under perturbation sets.
 
-        ``state_control`` (the sources' :meth:`encode`) skips encoding when the same cells are sampled under
-        several conditions.
+        The mean change of log expression is the composed expected change; the diffusion's sampled residual adds
+        the cell-to-cell variation around it (decoded as the difference it makes to the decoded state). Sample under
+        :meth:`averaged_weights` for the EMA weights. ``state_control`` (the sources' :meth:`encode`) skips encoding
+        when the same cells are sampled under several conditions; ``generator`` (on any device) seeds the noise.
         """
         protein_control = protein_control if self.use_protein else None
         if state_control is None:
             state_control = self.encode(x_control, protein_control)
-        condition = self.condition(state_control.z, protein_control, drug_index, drug_dose, drug_mask)
-        denoiser = self.ema_denoiser if use_ema else self.denoiser
+        condition, composed = self.condition(state_control.z, protein_control, drug_index, drug_dose, drug_mask)
         n = x_control.shape[0]
         no_drugs = torch.ones(n, dtype=torch.bool, device=x_control.device)
-
-        prepared = denoiser.prepare(condition)
-        unconditional = denoiser.prepare(condition, no_drugs) if guidance_scale != 1.0 else None
+        prepared = self.denoiser.prepare(condition)
+        unconditional = self.denoiser.prepare(condition, no_drugs) if guidance_scale != 1.0 else None
 
         def velocity(x_t, t):
-            v = denoiser(x_t, t, condition, prepared=prepared)
+            v = self.denoiser(x_t, t, condition, prepared=prepared)
             if guidance_scale == 1.0:
                 return v
-            return guided_v(v, denoiser(x_t, t, condition, no_drugs, prepared=unconditional), guidance_scale)
+            return guided_v(v, self.denoiser(x_t, t, condition, no_drugs, prepared=unconditional), guidance_scale)
 
-        noise = (
-            torch.randn(n, self.n_state, generator=generator, device=x_control.device)
-            if generator is not None
-            else (torch.randn(n, self.n_state, device=x_control.device))
-        )
+        generator_device = generator.device if generator is not None else x_control.device
+        noise = torch.randn(n, self.n_state, generator=generator, device=generator_device).to(x_control.device)
         residual = ddim_sample(velocity, self.schedule, noise, n_steps=n_steps)
-        change = (self.expected_change(condition) + residual) * self.state_scale
-        z = state_control.z + change
+        expected = composed.latent if composed is not None else torch.zeros_like(residual)
+        z_mean = state_control.z + expected * self.state_scale
+        z = z_mean + residual * self.state_scale
+        decoded_control = self.decoded_log_expression(state_control.z)
+        if composed is not None:  # the composed mean plus the residual's cell-level variation
+            log_change = composed.genes + self.decoded_log_expression(z) - self.decoded_log_expression(z_mean)
+        else:
+            log_change = self.decoded_log_expression(z) - decoded_control
         library = x_control.sum(dim=1, keepdim=True).clamp_min(1.0) if self.vmcs.gene_likelihood == "nb" else None
-        correction = self.gene_correction(condition.drug_tokens, drug_mask)
         out = {
             "z": z,
             "z_control": state_control.z,
             "expression": self.vmcs.decode_rna(z, library),
-            "log_change": self.decoded_log_expression(z) - self.decoded_log_expression(state_control.z) + correction,
-            "gene_correction": correction,
+            "log_change": log_change,
+            "decoded_control": decoded_control,
         }
         if self.use_protein:
             out["protein"] = self.vmcs.decode_protein(z)

@@ -65,12 +65,15 @@ def negative_binomial_log_prob(x: torch.Tensor, mu: torch.Tensor, theta: torch.T
     )
 
 
-def mlp(n_in: int, n_hidden: int, n_out: int, n_layers: int = 1, dropout: float = 0.1) -> nn.Sequential:
-    """``n_layers`` hidden layers of Linear -> LayerNorm -> GELU -> Dropout, then a Linear output."""
+def mlp(
+    n_in: int, n_hidden: int, n_out: int, n_layers: int = 1, dropout: float = 0.1, norm: bool = True
+) -> nn.Sequential:
+    """``n_layers`` hidden layers of Linear -> LayerNorm (unless ``norm=False``) -> GELU -> Dropout, then a Linear."""
     layers: list[nn.Module] = []
     width = n_in
     for _ in range(n_layers):
-        layers += [nn.Linear(width, n_hidden), nn.LayerNorm(n_hidden), nn.GELU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(width, n_hidden), nn.LayerNorm(n_hidden) if norm else nn.Identity(), nn.GELU()]
+        layers.append(nn.Dropout(dropout))
         width = n_hidden
     layers.append(nn.Linear(width, n_out))
     return nn.Sequential(*layers)
@@ -101,11 +104,12 @@ class VMCS(nn.Module):
     n_proteins
         Number of protein features (measured, translated or knowledge proxies); 0 with ``use_protein=False``.
     n_latent
-        Dimension ``d`` of each view; the state ``z`` has ``3 d`` dimensions with protein, ``d`` without.
+        Dimension ``d`` of each view; the state ``z`` has ``3 d`` dimensions (the RNA-only state too, so that the
+        ``use_protein=False`` ablation changes the information, not the capacity).
     n_hidden, n_layers, dropout
         Size of the encoder and decoder MLPs.
     use_protein
-        ``False`` gives the RNA-only model (ablation): ``z = f_r``.
+        ``False`` gives the RNA-only model (ablation): ``z = f_r`` with ``f_r`` of width ``3 d``.
     reliability_weighting
         Weight protein inputs and their reconstruction by per-protein reliability ``r_k``.
     gate_temperature, gate_threshold
@@ -152,12 +156,14 @@ class VMCS(nn.Module):
         self.gate_temperature, self.gate_threshold = gate_temperature, gate_threshold
         self.gene_likelihood = gene_likelihood
         self.running_momentum = running_momentum
-        self.rna_encoder = mlp(n_genes, n_hidden, n_latent, n_layers, dropout)
-        self.n_state = 3 * n_latent if use_protein else n_latent
+        # the RNA-only ablation keeps the state width: its RNA view takes all 3 d dimensions
+        self.n_state = 3 * n_latent
+        self.rna_encoder = mlp(n_genes, n_hidden, n_latent if use_protein else self.n_state, n_layers, dropout)
         self.rna_decoder = mlp(self.n_state, n_hidden, n_genes, n_layers, dropout)
         self.log_theta = nn.Parameter(torch.full((n_genes,), 2.0))  # NB inverse dispersion / Gaussian log-scale
         if use_protein:
-            self.protein_encoder = mlp(n_proteins, n_hidden, n_latent, n_layers, dropout)
+            # no LayerNorm after the first layer: it would undo the reliability weighting of the inputs
+            self.protein_encoder = mlp(n_proteins, n_hidden, n_latent, n_layers, dropout, norm=False)
             self.rotation = orthogonal(nn.Linear(n_latent, n_latent, bias=False))
             self.protein_decoder = mlp(self.n_state, n_hidden, n_proteins, n_layers, dropout)
             self.register_buffer("running_rho", torch.zeros(n_latent))
@@ -182,7 +188,7 @@ class VMCS(nn.Module):
         f_r = self.rna_encoder(self.normalise_rna(x))
         n = x.shape[0]
         if not self.use_protein:
-            ones = torch.ones(self.n_latent, device=x.device)
+            ones = torch.ones(self.n_state, device=x.device)
             return VMCSState(f_r, f_r, None, None, f_r, None, None, ones, torch.ones(n, device=x.device))
         if protein is None:
             raise ValueError(

@@ -177,6 +177,28 @@ class PairedPerturbationData(pl.LightningDataModule):
         self.validation_set = _PairDataset(self, np.asarray(validation_cells), seed + 10_000)
         self.n_train, self.n_val = len(train_cells), len(validation_cells)
 
+    def with_controls(self) -> PairedPerturbationData:
+        """The same data with every allowed control cell added to the training cells (for the state stage).
+
+        Stage 1 then learns states from all cells available at training time, the controls of contexts that have
+        no perturbed training cell included (transductive: the contexts to be predicted are represented by their
+        controls' states, so those states must not be out of distribution for the encoder).
+        """
+        controls = np.flatnonzero(self.matcher.is_control)
+        cells = np.union1d(self.train_set.cells, controls)
+        return PairedPerturbationData(
+            self.expression,
+            self.protein,
+            self.drug_index,
+            self.drug_dose,
+            self.drug_mask,
+            self.matcher,
+            cells,
+            self.validation_set.cells,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )
+
     def use_states(self, states: np.ndarray) -> None:
         """Pair by minibatch optimal transport on these cell states from now on (redraws both sets)."""
         self.states = states

@@ -1,0 +1,112 @@
+"""StateXDiffModule: decoding without a floor bias, triplet negatives, EMA scope, zero dose, set invariance."""
+
+import numpy as np
+import torch
+
+from sxdiff.module import StateXDiffModule
+
+
+def _module(**kwargs) -> StateXDiffModule:
+    torch.manual_seed(0)
+    module = StateXDiffModule(n_genes=12, n_proteins=0, n_structure=4, n_template=14, n_latent=3, **kwargs)
+    n_drugs = 5
+    template = torch.zeros(n_drugs, 14)
+    template[0, 0] = template[1, 0] = 1.0  # drugs 0 and 1 share their target
+    template[2, 1], template[3, 2], template[4, 13] = 1.0, -1.0, 1.0
+    module.drug_encoder.set_drug_features(
+        torch.randn(n_drugs, 4), template, torch.ones(n_drugs, dtype=torch.bool), torch.ones(n_drugs, dtype=torch.bool)
+    )
+    return module.eval()
+
+
+def test_decreases_of_non_negative_values_reach_the_predicted_mean():
+    module = _module(gene_likelihood="normal")
+    module.nonnegative.fill_(True)
+    rng = np.random.default_rng(0)
+    values = torch.as_tensor(rng.binomial(1, 0.2, (4000, 3)) * rng.gamma(2.0, 1.0, (4000, 3)), dtype=torch.float32)
+    mean = values.mean(dim=0)
+    change = torch.tensor([-0.1, -0.3, 0.5]).expand_as(values)
+    out = module.apply_log_change(values, change, mean)
+    assert torch.all(out >= 0)
+    assert torch.allclose(out.mean(dim=0), mean + change[0], atol=1e-4)
+    assert torch.all(out[:, :2][values[:, :2] == 0] == 0)  # zeros stay 0 under a decrease
+    clamped = (values + change).clamp_min(0).mean(dim=0)  # what a clamp at 0 leaves of the decrease
+    assert clamped[0] - mean[0] > -0.08
+    out_floor = module.apply_log_change(values, torch.full_like(values, -100.0), mean)
+    assert torch.all(out_floor == 0)
+
+
+def test_values_that_may_be_negative_get_the_change_added():
+    module = _module(gene_likelihood="normal")
+    module.nonnegative.fill_(False)
+    values = torch.randn(50, 12)
+    change = torch.randn(50, 12)
+    assert torch.allclose(module.apply_log_change(values, change, values.mean(0)), values + change)
+
+
+def test_triplet_negatives_differ_in_targets_and_are_no_subsets():
+    module = _module()
+    #            {0}      {1} same target as 0   {0,2}   {3}     {2}
+    index = torch.tensor([[0, 0], [1, 0], [0, 2], [3, 0], [2, 0]])
+    mask = torch.tensor([[True, False], [True, False], [True, True], [True, False], [True, False]])
+    partner, found = module._mismatch_partners({"drug_index": index, "drug_mask": mask})
+    groups = module.drug_encoder.target_group[index]
+    sets = [set(groups[i][mask[i]].tolist()) for i in range(5)]
+    for i in range(5):
+        if found[i]:
+            j = int(partner[i])
+            assert not sets[i] <= sets[j], (i, j)
+            assert not sets[j] <= sets[i], (i, j)
+    assert found[0]
+    assert int(partner[0]) == 3  # not drug 1 (same target), not {0, 2} (superset)
+    assert int(partner[2]) == 3
+
+
+def test_ema_averages_every_diffusion_stage_weight_and_sampling_uses_it():
+    module = _module()
+    module.reset_ema()
+    composer_weight = module.composer.out.weight
+    before = composer_weight.detach().clone()
+    with torch.no_grad():
+        composer_weight.add_(1.0)
+    module.update_ema()  # after one update the average moved towards the live weights, not onto them
+    with module.averaged_weights():
+        averaged = composer_weight.detach().clone()
+    assert torch.allclose(composer_weight, before + 1.0)  # live weights restored after the block
+    assert torch.all(averaged > before)
+    assert torch.all(averaged < before + 1.0)
+    assert module.ema_weights.numel() == sum(
+        p.numel() for n, p in module.named_parameters() if not n.startswith("vmcs.")
+    )
+
+
+def test_zero_dose_predicts_no_mean_change_and_sets_are_order_free():
+    module = _module(gene_likelihood="normal", composition="interaction")
+    module.nonnegative.fill_(False)
+    for parameter in module.composer.parameters():
+        torch.nn.init.normal_(parameter, std=0.2)
+    x = torch.randn(6, 12)
+    index = torch.tensor([[2, 3]]).expand(6, 2)
+    mask = torch.ones(6, 2, dtype=torch.bool)
+    zero = module.sample(x, None, index, torch.zeros(6, 2), mask, n_steps=2, generator=torch.Generator().manual_seed(0))
+    state = module.encode(x, None)
+    _, composed = module.condition(state.z, None, index, torch.zeros(6, 2), mask)
+    assert composed.genes.abs().max() < 1e-6
+    assert zero["log_change"].shape == (6, 12)
+    dose = torch.tensor([[0.5, 2.0]]).expand(6, 2)
+    _, forward = module.condition(state.z, None, index, dose, mask)
+    _, backward = module.condition(state.z, None, index.flip(1), dose.flip(1), mask)
+    assert torch.allclose(forward.genes, backward.genes, atol=1e-5)
+    assert forward.genes.abs().max() > 1e-3
+
+
+def test_sampling_noise_follows_the_generator():
+    module = _module(gene_likelihood="normal")
+    x = torch.randn(4, 12)
+    index, dose, mask = torch.tensor([[2]]).expand(4, 1), torch.ones(4, 1), torch.ones(4, 1, dtype=torch.bool)
+    runs = [
+        module.sample(x, None, index, dose, mask, n_steps=3, generator=torch.Generator().manual_seed(s))["z"]
+        for s in (1, 1, 2)
+    ]
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
