@@ -30,6 +30,9 @@ ABLATIONS: dict[str, dict] = {
     "structure_only": {"drug_template": "structure"},
     "targets_only": {"drug_template": "targets"},
     "mlp_denoiser": {"denoiser": "mlp"},
+    "additive_composition": {"composition": "additive"},
+    "pooled_composition": {"composition": "pooled"},
+    "no_state_effects": {"state_effects": False},
 }
 
 MODEL = "StateXDiff"
