@@ -95,7 +95,7 @@ class PerturbationComposer(nn.Module):
     --------
     >>> import torch
     >>> composer = PerturbationComposer(8, 4, 10, n_hidden=16, composition="additive")
-    >>> e = torch.randn(3, 2, 8)
+    >>> e = torch.randn(1, 2, 8).expand(3, 2, 8)  # the same two members in every row
     >>> r = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     >>> out = composer(e, r, torch.ones(3, 2, dtype=torch.bool), torch.zeros(3, 4))
     >>> torch.allclose(out.genes[0] + out.genes[1], out.genes[2], atol=1e-5)
