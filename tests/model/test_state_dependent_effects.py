@@ -18,7 +18,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def fitted():
-    adata = sxdiff.datasets.synthetic.sparse_state_response(n_genes=5000, n_cells_per_condition=300, n_control_cells=400)
+    adata = sxdiff.datasets.synthetic.sparse_state_response(
+        n_genes=5000, n_cells_per_condition=300, n_control_cells=400
+    )
     assert adata.n_vars >= 5000
     zeros = 1 - adata.X.nnz / np.prod(adata.shape) if hasattr(adata.X, "nnz") else float((adata.X == 0).mean())
     assert zeros > 0.9
