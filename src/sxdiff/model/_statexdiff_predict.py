@@ -165,7 +165,8 @@ class StateXDiffPredictMixin:
         store = PredictionStore(
             len(frame) * n_samples_per_cell * n, len(self.gene_names_), self.module.n_state, n_protein, out_path
         )
-        source_means = self._source_log_means(x, contexts, batch_size)
+        # the sources' means are only needed to decrease non-negative values (an extra pass over the sources)
+        source_means = self._source_log_means(x, contexts, batch_size) if bool(self.module.nonnegative) else None
         try:  # each source batch is encoded once, then sampled under every condition (with the averaged weights)
             with self.module.averaged_weights(), flush_denormals():
                 for start in range(0, n, batch_size):
@@ -173,7 +174,9 @@ class StateXDiffPredictMixin:
                     rows = stop - start
                     xb = torch.as_tensor(x[start:stop], device=self.device)
                     pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
-                    mean = torch.stack([source_means[c] for c in contexts[start:stop]])
+                    mean = (
+                        None if source_means is None else torch.stack([source_means[c] for c in contexts[start:stop]])
+                    )
                     state = self.module.encode(xb, pb if self.module.use_protein else None)
                     for c in range(len(frame)):
                         di = torch.as_tensor(np.repeat(index[c : c + 1], rows, 0), device=self.device)
@@ -226,7 +229,7 @@ class StateXDiffPredictMixin:
                 counts[context] = counts.get(context, 0) + int(rows.sum())
         return {context: (sums[context] / counts[context]).float() for context in sums}
 
-    def _decode(self, out: dict, x: torch.Tensor, mean: torch.Tensor, decode: str) -> torch.Tensor:
+    def _decode(self, out: dict, x: torch.Tensor, mean: torch.Tensor | None, decode: str) -> torch.Tensor:
         """Predicted expression on the training scale.
 
         ``"residual"``: the source's own expression plus the predicted change, on the log scale (``log1p`` per

@@ -232,7 +232,9 @@ class StateXDiffModule(BaseModuleClass):
         mean = self.vmcs.decode_rna(z)
         return torch.log1p(mean) if self.vmcs.gene_likelihood == "nb" else mean
 
-    def apply_log_change(self, log_values: torch.Tensor, change: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    def apply_log_change(
+        self, log_values: torch.Tensor, change: torch.Tensor, mean: torch.Tensor | None
+    ) -> torch.Tensor:
         """Source cells' log expression plus a predicted change, with no bias from a floor at zero.
 
         Values that may be negative (z-scores, L1000) get the change added. Non-negative values (counts,
@@ -248,7 +250,8 @@ class StateXDiffModule(BaseModuleClass):
         change
             ``(cells, genes)`` predicted change of the mean.
         mean
-            ``(genes,)`` or ``(cells, genes)``: the genes' mean log expression among the source cells.
+            ``(genes,)`` or ``(cells, genes)``: the genes' mean log expression among the source cells (only used,
+            and only needed, for non-negative values).
         """
         if not bool(self.nonnegative):
             return log_values + change
