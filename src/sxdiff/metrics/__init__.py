@@ -1,6 +1,7 @@
 """Metrics of predicted against true perturbation responses, always relative to real controls."""
 
 from ._ceiling import ceiling, null_floor
+from ._challenge_metrics import de_overlap, differential_expression, discrimination_chance, discrimination_scores, mae
 from ._delta_metrics import deg_direction_agreement, mse_delta, pearson_delta, r2_means, top_deg_indices
 from ._distances import PCASpace, energy_distance, mmd
 from ._evaluate import evaluate, pca_space
@@ -8,9 +9,14 @@ from ._evaluate import evaluate, pca_space
 __all__ = [
     "PCASpace",
     "ceiling",
+    "de_overlap",
     "deg_direction_agreement",
+    "differential_expression",
+    "discrimination_chance",
+    "discrimination_scores",
     "energy_distance",
     "evaluate",
+    "mae",
     "mmd",
     "mse_delta",
     "null_floor",

@@ -9,9 +9,10 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from sxdiff.data._expression import check_finite, get_expression
+from sxdiff.data._expression import check_finite, get_expression, mean_expression
 from sxdiff.data._validation import resolve_obs_column
 
+from ._challenge_metrics import discrimination_scores
 from ._distances import PCASpace
 from ._scores import score_condition
 
@@ -40,6 +41,33 @@ def checked_expression(adata: AnnData, layer: str | None, name: str):
     return matrix.tocsr() if sp.issparse(matrix) else np.asarray(matrix)
 
 
+def target_gene_indices(adata: AnnData, perturbation_key: str, rows: np.ndarray, delimiter: str = "+") -> list[int]:
+    """Indices of the genes named by the members of the perturbation of ``adata.obs`` row ``rows[0]``."""
+    label = str(resolve_obs_column(adata, perturbation_key).iloc[int(rows[0])])
+    members = {m.strip() for m in label.split(delimiter)}
+    return [i for i, gene in enumerate(adata.var_names) if gene in members]
+
+
+def perturbed_means(X_true, contexts: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean of all perturbed (true) cells of each context: the reference of perturbation-centred deltas."""
+    return {context: mean_expression(X_true[np.flatnonzero(contexts == context)]) for context in pd.unique(contexts)}
+
+
+def discrimination_records(blocks: dict[str, list[tuple]], n_true: dict) -> list[tuple]:
+    """``discrimination_score_l1`` rows of each context from its ``(condition, pred, true, excluded)`` tuples."""
+    records = []
+    for context, rows in blocks.items():
+        if len(rows) < 2:
+            continue
+        conditions, preds, trues, excluded = zip(*rows, strict=True)
+        scores = discrimination_scores(np.vstack(preds), np.vstack(trues), excluded)
+        records += [
+            (context, c, "discrimination_score_l1", float(v), n_true[(context, c)])
+            for c, v in zip(conditions, scores, strict=True)
+        ]
+    return records
+
+
 def _dense(matrix) -> np.ndarray:
     return matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
 
@@ -65,6 +93,8 @@ def evaluate(
     distances: bool = True,
     max_cells: int | None = 1000,
     seed: int = 0,
+    de: bool = True,
+    delimiter: str = "+",
 ) -> pd.DataFrame:
     """Score predicted cells against true cells for every (context, condition) they share.
 
@@ -83,7 +113,18 @@ def evaluate(
     - ``deg_direction_top50``: fraction of the top-50 DEGs whose predicted change has the right sign;
     - ``energy_distance``, ``mmd``: distribution distances between the predicted and the true *cells* in a
       50-component PCA space fitted on ``pca_reference`` (:func:`energy_distance`; :func:`mmd` with an RBF
-      kernel whose bandwidth is fixed by the space). Lower is better. Controls play no part in them.
+      kernel whose bandwidth is fixed by the space). Lower is better. Controls play no part in them;
+    - ``pearson_delta_pert``, ``pearson_delta_pert_top{k}``: perturbation-centred Pearson (Systema, Viñas
+      Torné et al. 2025): the deltas are taken from the mean of *all perturbed cells* of the context in
+      ``adata_true`` instead of the controls (top-k genes by the largest absolute centred true delta), so
+      that the change every perturbation shares earns nothing. NaN for a context with one condition;
+    - ``mae``: mean absolute error of the mean expression (cell-eval's ``mae``);
+    - ``de_overlap``: overlap of the predicted and true DE genes against the controls, as cell-eval's
+      ``overlap_at_N`` (:func:`de_overlap`; NaN when the truth has no significant gene);
+    - ``discrimination_score_l1``: rank of the true condition among all the context's evaluated conditions
+      by L1 distance of the predicted to the true means, as cell-eval's ``discrimination_score_l1``
+      (:func:`discrimination_scores`; genes targeted by the perturbation left out; only for contexts with
+      at least 2 conditions; chance is ``(n + 1) / (2n)``).
 
     Parameters
     ----------
@@ -107,6 +148,11 @@ def evaluate(
         Compute ``energy_distance`` and ``mmd`` (quadratic in cells; see ``max_cells``).
     max_cells, seed
         Predicted and true cells are subsampled to at most ``max_cells`` each (``seed``) for the distances.
+    de
+        Compute ``de_overlap`` (Wilcoxon tests of every gene; the slowest metric after the distances).
+    delimiter
+        Separator of combination members in perturbation labels (for the target genes left out of the
+        discrimination score).
 
     Returns
     -------
@@ -123,9 +169,9 @@ def evaluate(
     >>> X = np.array([[0.0, 0.0, 0.0], [2.0, 1.0, 0.0]])
     >>> ctrl = ad.AnnData(X[:1], obs=pd.DataFrame({"perturbation": ["control"]}, index=["c"]))
     >>> true = ad.AnnData(X[1:], obs=pd.DataFrame({"perturbation": ["A"]}, index=["t"]))
-    >>> evaluate(true, true, ctrl, top_k=()).set_index("metric")["value"].round(3).to_dict()
+    >>> evaluate(true, true, ctrl, top_k=(), de=False).set_index("metric")["value"].round(3).to_dict()
     {'pearson_delta': 1.0, 'mse_delta': 0.0, 'r2_mean': 1.0, 'r2_mean_top50': 1.0, 'deg_direction_top50': 1.0, \
-'energy_distance': 0.0, 'mmd': 0.0}
+'mae': 0.0, 'pearson_delta_pert': nan, 'energy_distance': 0.0, 'mmd': 0.0}
     """
     for name, other in (("adata_pred", adata_pred), ("adata_control", adata_control)):
         if list(other.var_names) != list(adata_true.var_names):
@@ -148,6 +194,9 @@ def evaluate(
         else:
             space = pca_space(pca_reference, layer)
     records = []
+    centres = perturbed_means(X_true, true_ctx)
+    blocks: dict[str, list[tuple]] = {}
+    n_true = {}
     pairs = pd.DataFrame({"context": true_ctx, "condition": true_conditions}).drop_duplicates()
     for context, condition in pairs.itertuples(index=False):
         in_pred = (pred_ctx == context) & (pred_conditions == condition)
@@ -155,11 +204,25 @@ def evaluate(
         if not in_pred.any() or not in_ctrl.any():
             continue
         in_true = (true_ctx == context) & (true_conditions == condition)
+        n_true[(context, condition)] = int(in_true.sum())
         values = score_condition(
-            X_pred[in_pred], X_true[in_true], X_ctrl[in_ctrl], top_k=top_k, space=space, max_cells=max_cells, seed=seed
+            X_pred[in_pred],
+            X_true[in_true],
+            X_ctrl[in_ctrl],
+            top_k=top_k,
+            space=space,
+            max_cells=max_cells,
+            seed=seed,
+            perturbed_mean=centres[context],
+            de=de,
         )
         for metric, value in values.items():
             records.append((context, condition, metric, value, int(in_true.sum())))
+        excluded = target_gene_indices(adata_true, perturbation_key, np.flatnonzero(in_true), delimiter)
+        blocks.setdefault(context, []).append(
+            (condition, mean_expression(X_pred[in_pred]), mean_expression(X_true[in_true]), excluded)
+        )
+    records += discrimination_records(blocks, n_true)
     if not records:
         raise ValueError(
             "No (context, condition) of adata_true has both predicted cells and control cells. Check that "

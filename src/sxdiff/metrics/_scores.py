@@ -8,6 +8,7 @@ import numpy as np
 
 from sxdiff.data._expression import mean_expression
 
+from ._challenge_metrics import de_overlap, mae
 from ._delta_metrics import deg_direction_agreement, mse_delta, pearson_delta, r2_means
 from ._distances import PCASpace, energy_distance, mmd
 
@@ -22,6 +23,11 @@ METRIC_DIRECTIONS = {
     "deg_direction_top50": 1,
     "energy_distance": -1,
     "mmd": -1,
+    "mae": -1,
+    "de_overlap": 1,
+    "discrimination_score_l1": 1,
+    "pearson_delta_pert": 1,
+    "pearson_delta_pert_top50": 1,
 }
 
 
@@ -34,8 +40,15 @@ def score_condition(
     space: PCASpace | None = None,
     max_cells: int | None = 1000,
     seed: int = 0,
+    perturbed_mean: np.ndarray | None = None,
+    de: bool = True,
 ) -> dict[str, float]:
-    """Every metric of :func:`sxdiff.metrics.evaluate` for one set of predicted, true and control cells."""
+    """Every per-condition metric of :func:`sxdiff.metrics.evaluate` for one set of predicted, true and control cells.
+
+    ``perturbed_mean`` (the mean of all perturbed cells of the context) adds the perturbation-centred
+    Pearson correlations ``pearson_delta_pert`` and ``pearson_delta_pert_top{k}`` (Systema); ``de`` adds
+    cell-eval's ``de_overlap`` (Wilcoxon tests of the cells, the costliest metric here).
+    """
     pred_mean, true_mean = mean_expression(X_pred), mean_expression(X_true)
     control_mean = mean_expression(X_control)
     values = {"pearson_delta": pearson_delta(pred_mean, true_mean, control_mean)}
@@ -45,6 +58,13 @@ def score_condition(
     values["r2_mean"] = r2_means(pred_mean, true_mean, control_mean)
     values["r2_mean_top50"] = r2_means(pred_mean, true_mean, control_mean, top_k=50)
     values["deg_direction_top50"] = deg_direction_agreement(pred_mean, true_mean, control_mean, top_k=50)
+    values["mae"] = mae(pred_mean, true_mean)
+    if perturbed_mean is not None:
+        values["pearson_delta_pert"] = pearson_delta(pred_mean, true_mean, perturbed_mean)
+        for k in top_k:
+            values[f"pearson_delta_pert_top{k}"] = pearson_delta(pred_mean, true_mean, perturbed_mean, top_k=k)
+    if de:
+        values["de_overlap"] = de_overlap(X_pred, X_true, X_control)
     if space is not None:
         pred_pcs, true_pcs = space.transform(X_pred), space.transform(X_true)
         values["energy_distance"] = energy_distance(pred_pcs, true_pcs, max_cells=max_cells, seed=seed)
