@@ -13,8 +13,10 @@ from sxdiff.metrics import evaluate
 from sxdiff.model import (
     AdditiveBaseline,
     ControlBaseline,
+    LinearEmbeddingBaseline,
     MeanShiftBaseline,
     NearestDrugBaseline,
+    PerturbedMeanBaseline,
     RidgeBaseline,
     StateMatchedBaseline,
 )
@@ -25,13 +27,17 @@ __all__ = ["METHODS", "MethodName", "predict_fold", "run_fold", "run_tasks", "su
 
 logger = logging.getLogger(__name__)
 
-MethodName = Literal["control", "mean_shift", "nearest_drug", "ridge", "additive", "state_matched"]
+MethodName = Literal[
+    "control", "perturbed_mean", "mean_shift", "nearest_drug", "ridge", "additive", "linear_embedding", "state_matched"
+]
 METHODS = {
     "control": ControlBaseline,
+    "perturbed_mean": PerturbedMeanBaseline,
     "mean_shift": MeanShiftBaseline,
     "nearest_drug": NearestDrugBaseline,
     "ridge": RidgeBaseline,
     "additive": AdditiveBaseline,
+    "linear_embedding": LinearEmbeddingBaseline,
     "state_matched": StateMatchedBaseline,
 }
 

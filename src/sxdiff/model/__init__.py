@@ -9,6 +9,7 @@ import importlib
 
 from ._baselines import ControlBaseline, MeanShiftBaseline
 from ._baselines_drug import AdditiveBaseline, NearestDrugBaseline, RidgeBaseline
+from ._baselines_literature import LinearEmbeddingBaseline, PerturbedMeanBaseline
 from ._baselines_state import StateMatchedBaseline
 
 _LAZY = {"ProteinTranslator": "._protein_translator", "StateXDiff": "._statexdiff"}
@@ -16,8 +17,10 @@ _LAZY = {"ProteinTranslator": "._protein_translator", "StateXDiff": "._statexdif
 __all__ = [
     "AdditiveBaseline",
     "ControlBaseline",
+    "LinearEmbeddingBaseline",
     "MeanShiftBaseline",
     "NearestDrugBaseline",
+    "PerturbedMeanBaseline",
     "ProteinTranslator",
     "RidgeBaseline",
     "StateMatchedBaseline",
