@@ -5,6 +5,13 @@ from ._challenge_metrics import de_overlap, differential_expression, discriminat
 from ._delta_metrics import deg_direction_agreement, mse_delta, pearson_delta, r2_means, top_deg_indices
 from ._distances import PCASpace, energy_distance, mmd
 from ._evaluate import evaluate, pca_space
+from ._interaction import (
+    interaction_limits,
+    interaction_metrics,
+    interaction_residual,
+    interaction_scores,
+    interaction_stratum,
+)
 
 __all__ = [
     "PCASpace",
@@ -16,6 +23,11 @@ __all__ = [
     "discrimination_scores",
     "energy_distance",
     "evaluate",
+    "interaction_limits",
+    "interaction_metrics",
+    "interaction_residual",
+    "interaction_scores",
+    "interaction_stratum",
     "mae",
     "mmd",
     "mse_delta",
