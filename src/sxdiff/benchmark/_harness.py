@@ -12,7 +12,7 @@ from typing import Literal
 
 import pandas as pd
 
-from sxdiff.metrics import PCASpace, ceiling, evaluate, null_floor
+from sxdiff.metrics import PCASpace, ceiling, evaluate, interaction_limits, interaction_metrics, null_floor
 
 from ._run import METHODS, predict_fold
 from ._statexdiff_fold import predict_fold_statexdiff
@@ -116,12 +116,30 @@ def _tidy(table: pd.DataFrame, task: Task, fold: Fold, seed: int | str, method: 
     return table
 
 
+#: Method name of the rows holding each measured pair's interaction strength (``interaction_snr``, ...).
+INTERACTION = "pair_interaction"
+
+
+def _training_cells(fold: Fold):
+    return fold.adata[(fold.adata.obs["sxdiff_split"].astype(str) != "test").to_numpy()]
+
+
 def _score(task: Task, fold: Fold, predictions, space: PCASpace, seed, method: str) -> pd.DataFrame:
-    tables = [
-        evaluate(pred, truth, source, dose_key=task.dose_key, context_key=task.context_key, pca_reference=space, seed=0)
-        for _, pred, truth, source in predictions
-    ]
-    return _tidy(pd.concat(tables, ignore_index=True), task, fold, seed, method)
+    tables = []
+    keys = {"dose_key": task.dose_key, "context_key": task.context_key}
+    for _, pred, truth, source in predictions:
+        tables.append(evaluate(pred, truth, source, pca_reference=space, seed=0, **keys))
+        if truth.obs["perturbation"].astype(str).str.contains("+", regex=False).any():
+            tables.append(interaction_metrics(pred, truth, _training_cells(fold), source, **keys))
+    return _tidy(pd.concat([t for t in tables if len(t)], ignore_index=True), task, fold, seed, method)
+
+
+def _evaluation_sizes(truth, task: Task) -> tuple[dict[str, float], dict[str, int]]:
+    """Median true cells per condition and number of conditions, per context: the null floor's proportions."""
+    keys = ["perturbation"] + ([task.dose_key] if task.dose_key else [])
+    frame = truth.obs[[task.context_key, *keys]].astype(str)
+    counts = frame.groupby([task.context_key, *keys], observed=True).size().groupby(level=0, observed=True)
+    return counts.median().to_dict(), counts.size().to_dict()
 
 
 def _limits(task: Task, fold: Fold, predictions, space: PCASpace, repeats: int) -> list[pd.DataFrame]:
@@ -132,8 +150,28 @@ def _limits(task: Task, fold: Fold, predictions, space: PCASpace, repeats: int) 
             out.append(_tidy(ceiling(truth, source, n_repeats=repeats, **keys), task, fold, "-", "ceiling"))
         except ValueError as error:  # e.g. L1000: one well per condition, nothing to split in halves
             logger.warning("No split-half ceiling for %s, context %s: %s", task.name, context, error)
-        floor = null_floor(source, n_repeats=repeats, context_key=task.context_key, pca_reference=space)
+        n_true, n_conditions = _evaluation_sizes(truth, task)
+        floor = null_floor(
+            source,
+            n_repeats=repeats,
+            context_key=task.context_key,
+            pca_reference=space,
+            n_true_cells=n_true,
+            n_conditions=n_conditions,
+        )
         out.append(_tidy(floor, task, fold, "-", "null_floor"))
+        if truth.obs["perturbation"].astype(str).str.contains("+", regex=False).any():
+            up, down, strength = interaction_limits(
+                truth,
+                _training_cells(fold),
+                source,
+                dose_key=task.dose_key,
+                context_key=task.context_key,
+                n_repeats=repeats,
+            )
+            for table, method in ((up, "ceiling"), (down, "null_floor"), (strength, INTERACTION)):
+                if len(table):
+                    out.append(_tidy(table, task, fold, "-", method))
     return out
 
 

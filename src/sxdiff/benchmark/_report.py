@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._report_field import FIELD_METRICS, INTERACTION_METRICS, STRENGTH_METRICS, field_table, interaction_section
 from ._statistics import paired_tests, summary_table
 
 __all__ = ["REPORT_METRICS", "TARGETS", "render_report", "write_results"]
@@ -150,14 +151,19 @@ def render_report(result) -> str:
         f"{profile.predict_steps} DDIM steps; folds per task: {profile.folds_per_task or 'all'}; ceiling and null "
         f"floor from {profile.ceiling_repeats} random splits. Metrics per held-out (context, condition) against the "
         "real controls of the context (see the metrics docs); energy distance and MMD in a 50-component PCA of each "
-        "fold's training cells. Values: mean over conditions, then mean ± sd across seeds (baselines are "
-        "deterministic). Nothing was tuned on the test folds.",
+        "fold's training cells. The null floor splits the controls of a context into a fake prediction, a fake "
+        "treatment and controls in the proportions of the real evaluation (predicted : true : control cells). "
+        "Values: mean over conditions, then mean ± sd across seeds (baselines are deterministic). Nothing was "
+        "tuned on the test folds.",
         "",
     ]
     if MODEL in set(main["method"]):
         lines += ["## Targets (issue #6)", "", *_targets(summary), ""]
     for task in sorted(summary["task"].unique()):
         lines += [f"## {task}", "", *_task_table(summary, task), ""]
+        field = field_table(main, task)
+        lines += [*field, ""] if field else []
+        lines += interaction_section(main, task)
     tests = paired_tests(main, MODEL, baselines, TEST_METRICS) if MODEL in set(main["method"]) else pd.DataFrame()
     if len(tests):
         lines += [
@@ -201,7 +207,8 @@ def write_results(result, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result.scores.to_csv(out / "scores.csv", index=False)
-    summary_table(result.scores, REPORT_METRICS).to_csv(out / "summary.csv", index=False)
+    all_metrics = (*REPORT_METRICS, *FIELD_METRICS, *INTERACTION_METRICS, *STRENGTH_METRICS)
+    summary_table(result.scores, all_metrics).to_csv(out / "summary.csv", index=False)
     main = _model_rows(result.scores)
     if MODEL in set(main["method"]):
         others = sorted(m for m in main["method"].unique() if m not in ("ceiling", "null_floor", MODEL))

@@ -129,7 +129,7 @@ def ceiling(
     space = _space(pca_reference, layer, X_ctrl, X_true) if distances else None
     rng = np.random.default_rng(seed)
     records, too_small = [], []
-    centres = perturbed_means(X_true, true_ctx)
+    centres = perturbed_means(X_true, true_ctx, conditions)
     halves: dict[tuple[str, str], dict] = {}
     n_true = {}
     pairs = pd.DataFrame({"context": true_ctx, "condition": conditions}).drop_duplicates()

@@ -48,9 +48,16 @@ def target_gene_indices(adata: AnnData, perturbation_key: str, rows: np.ndarray,
     return [i for i, gene in enumerate(adata.var_names) if gene in members]
 
 
-def perturbed_means(X_true, contexts: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean of all perturbed (true) cells of each context: the reference of perturbation-centred deltas."""
-    return {context: mean_expression(X_true[np.flatnonzero(contexts == context)]) for context in pd.unique(contexts)}
+def perturbed_means(X_true, contexts: np.ndarray, conditions: np.ndarray) -> dict[str, np.ndarray | None]:
+    """Mean of all perturbed (true) cells of each context: the reference of perturbation-centred deltas.
+
+    ``None`` for a context with a single condition, where a centred delta says nothing.
+    """
+    out: dict[str, np.ndarray | None] = {}
+    for context in pd.unique(contexts):
+        rows = np.flatnonzero(contexts == context)
+        out[context] = mean_expression(X_true[rows]) if pd.unique(conditions[rows]).size > 1 else None
+    return out
 
 
 def discrimination_records(blocks: dict[str, list[tuple]], n_true: dict) -> list[tuple]:
@@ -117,7 +124,7 @@ def evaluate(
     - ``pearson_delta_pert``, ``pearson_delta_pert_top{k}``: perturbation-centred Pearson (Systema, Viñas
       Torné et al. 2025): the deltas are taken from the mean of *all perturbed cells* of the context in
       ``adata_true`` instead of the controls (top-k genes by the largest absolute centred true delta), so
-      that the change every perturbation shares earns nothing. NaN for a context with one condition;
+      that the change every perturbation shares earns nothing. Left out for a context with one condition;
     - ``mae``: mean absolute error of the mean expression (cell-eval's ``mae``);
     - ``de_overlap``: overlap of the predicted and true DE genes against the controls, as cell-eval's
       ``overlap_at_N`` (:func:`de_overlap`; NaN when the truth has no significant gene);
@@ -171,7 +178,7 @@ def evaluate(
     >>> true = ad.AnnData(X[1:], obs=pd.DataFrame({"perturbation": ["A"]}, index=["t"]))
     >>> evaluate(true, true, ctrl, top_k=(), de=False).set_index("metric")["value"].round(3).to_dict()
     {'pearson_delta': 1.0, 'mse_delta': 0.0, 'r2_mean': 1.0, 'r2_mean_top50': 1.0, 'deg_direction_top50': 1.0, \
-'mae': 0.0, 'pearson_delta_pert': nan, 'energy_distance': 0.0, 'mmd': 0.0}
+'mae': 0.0, 'energy_distance': 0.0, 'mmd': 0.0}
     """
     for name, other in (("adata_pred", adata_pred), ("adata_control", adata_control)):
         if list(other.var_names) != list(adata_true.var_names):
@@ -194,7 +201,7 @@ def evaluate(
         else:
             space = pca_space(pca_reference, layer)
     records = []
-    centres = perturbed_means(X_true, true_ctx)
+    centres = perturbed_means(X_true, true_ctx, true_conditions)
     blocks: dict[str, list[tuple]] = {}
     n_true = {}
     pairs = pd.DataFrame({"context": true_ctx, "condition": true_conditions}).drop_duplicates()
