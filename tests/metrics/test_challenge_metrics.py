@@ -133,15 +133,22 @@ def test_perturbation_centred_pearson_ignores_the_shared_shift():
     assert table.at[("A", "pearson_delta"), "value"] > 0.9
 
 
-def test_null_floor_follows_the_proportions_of_the_real_evaluation():
-    """Gaussian controls: the floor's Pearson matches (1/n_c) / sqrt((1/n_p + 1/n_c)(1/n_t + 1/n_c))."""
+def test_null_floor_follows_the_proportions_of_the_ceiling():
+    """Gaussian controls: the floor's Pearson matches (1/n_c) / sqrt((1/n_p + 1/n_c)(1/n_t + 1/n_c)).
+
+    With 100 true cells per condition the parts are in the ceiling's proportions 50 : 50 : 900.
+    """
     X = np.random.default_rng(0).normal(0, 1, (900, 400))
     controls = ad.AnnData(X, obs=pd.DataFrame(index=[str(i) for i in range(900)]))
     keys = {"distances": False, "de": False, "top_k": (), "n_repeats": 3}
     thirds = null_floor(controls, **keys).set_index("metric")["value"]
     sized = null_floor(controls, n_true_cells=100, n_conditions=4, **keys).set_index("metric")["value"]
-    n_p, n_t, n_c = 426, 47, 427  # 900 controls in the proportions 900 : 100 : 900
+    wide = null_floor(controls, n_true_cells=100, n_pred_cells=900, **keys).set_index("metric")["value"]
+    n_p, n_t, n_c = 45, 45, 810  # 900 controls in the proportions 50 : 50 : 900
     expected = (1 / n_c) / np.sqrt((1 / n_p + 1 / n_c) * (1 / n_t + 1 / n_c))
     assert thirds["pearson_delta"] == pytest.approx(0.5, abs=0.05)
     assert sized["pearson_delta"] == pytest.approx(expected, abs=0.05)
+    n_p, n_t, n_c = 426, 23, 451  # proportions 900 : 50 : 900
+    expected = (1 / n_c) / np.sqrt((1 / n_p + 1 / n_c) * (1 / n_t + 1 / n_c))
+    assert wide["pearson_delta"] == pytest.approx(expected, abs=0.05)
     assert sized["discrimination_score_l1"] == pytest.approx(5 / 8)

@@ -262,13 +262,13 @@ def interaction_limits(
       :func:`interaction_scores` (singles and controls shared, as the real evaluation shares them);
       averaged over ``n_repeats`` splits.
     - **Null floor**: the context's control cells are split into five disjoint parts — a fake prediction, a
-      fake pair, two fake singles and the controls — in the proportions of the real evaluation (as many
-      predicted cells as controls, the pair's and the singles' cell numbers), and scored the same way: a
-      pair with no interaction and a prediction that knows nothing, sharing the singles' and the controls'
-      noise as real residuals do. This floor is high when the singles are noisy (equal groups: 0.75), and
-      on pairs without interaction the split-half ceiling (each half with twice the noise of the pair)
-      can fall below it: there is nothing to predict. The skill's floor is 0, the additive baseline's
-      (the fake prediction here would know the fake pair's mean, so its MSE says nothing).
+      fake pair, two fake singles and the controls — in the ceiling's proportions (half the pair's cells
+      each for the prediction and the pair, the singles' and the controls' cell numbers), and scored the
+      same way: the ceiling's construction for a pair with no interaction, sharing the singles' and the
+      controls' noise as real residuals do. This floor is high when the singles are noisy, and on pairs
+      without interaction the ceiling is no higher: there is nothing to predict. The skill's floor is 0,
+      the additive baseline's (the fake prediction here would know the fake pair's mean, so its MSE says
+      nothing).
     - **Strength**: ``interaction_snr = ||r||² / noise² - 1``, the true residual's energy over the energy
       of its sampling noise (estimated from split halves of the pair, each single and the controls:
       ``Σ ||mean(half 1) - mean(half 2)||² / 4``), about 0 for a pair without interaction; and
@@ -354,7 +354,7 @@ def _mean(repeats: list[dict[str, float]], metric: str) -> float:
 def _null_scores(X_ctrl, controls: np.ndarray, n_pair: int, n_singles: list[int], rng, top_k: int) -> dict[str, float]:
     """One draw of the null floor: five disjoint parts of the controls in the real evaluation's proportions."""
     n = controls.size
-    weights = np.array([n, n_pair, *n_singles, n], dtype=float)
+    weights = np.array([n_pair / 2, n_pair / 2, *n_singles, n], dtype=float)  # the ceiling's halves
     sizes = np.maximum(1, np.floor(n * weights / weights.sum()).astype(int))
     sizes[-1] = n - sizes[:-1].sum()
     if sizes[-1] < 1:  # too few controls for the proportions: equal parts
