@@ -135,7 +135,7 @@ def _score(task: Task, fold: Fold, predictions, space: PCASpace, seed, method: s
 
 
 def _evaluation_sizes(truth, task: Task) -> tuple[dict[str, float], dict[str, int]]:
-    """Median true cells per condition and number of conditions, per context: the null floor's proportions."""
+    """Median true cells per condition and number of conditions, per context: the null floor's part sizes."""
     keys = ["perturbation"] + ([task.dose_key] if task.dose_key else [])
     frame = truth.obs[[task.context_key, *keys]].astype(str)
     counts = frame.groupby([task.context_key, *keys], observed=True).size().groupby(level=0, observed=True)

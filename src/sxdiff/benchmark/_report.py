@@ -152,7 +152,8 @@ def render_report(result) -> str:
         f"floor from {profile.ceiling_repeats} random splits. Metrics per held-out (context, condition) against the "
         "real controls of the context (see the metrics docs); energy distance and MMD in a 50-component PCA of each "
         "fold's training cells. The null floor splits the controls of a context into a fake prediction, a fake "
-        "treatment and controls in the proportions of the real evaluation (predicted : true : control cells). "
+        "treatment and controls in the split-half ceiling's proportions (half a condition's true cells each, all "
+        "the controls): the ceiling's construction without a perturbation. "
         "Values: mean over conditions, then mean ± sd across seeds (baselines are deterministic). Nothing was "
         "tuned on the test folds.",
         "",
