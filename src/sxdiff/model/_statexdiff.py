@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from anndata import AnnData
 from mudata import MuData
@@ -23,6 +24,7 @@ from sxdiff.drugs._features import DrugFeatures
 from sxdiff.module._statexdiff import Stage, StateXDiffModule
 from sxdiff.train import PairedPerturbationData, StateXDiffTrainingPlan
 from sxdiff.train._denormals import flush_denormals
+from sxdiff.train._perturbation_holdout import hold_out_perturbations
 
 from ._safe_io import SafeSaveLoadMixin
 from ._statexdiff_predict import StateXDiffPredictMixin
@@ -33,6 +35,7 @@ __all__ = ["StateXDiff"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_STEPS = 2000
+NOVEL_FINETUNE_SHARE = 0.25  # extra diffusion epochs on all perturbations once λ is chosen on held-out ones
 
 
 class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin, BaseModelClass):
@@ -72,6 +75,10 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         deviation shrunk towards it), so that cell states that respond differently are predicted differently.
     state_effect_penalty, interaction_penalty
         L2 shrinkage of the state-dependent deviation and of the interaction term (on their outputs).
+    perturbation_identities
+        Give every perturbation described at training time a learned identity vector next to its description, so
+        that trained perturbations are reproduced as measured rather than only as far as their description explains
+        them (perturbations described later have none and rely on their description alone).
     drug_features, protein_names, protein_reliability
         Filled by the model itself (recorded so that a saved model loads without the training data).
 
@@ -111,6 +118,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         state_effects: bool = True,
         state_effect_penalty: float = 0.1,
         interaction_penalty: float = 1.0,
+        perturbation_identities: bool = True,
         drug_features: dict | None = None,
         protein_names: list[str] | None = None,
         protein_reliability: list[float] | None = None,
@@ -159,6 +167,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             state_effects=state_effects,
             state_effect_penalty=state_effect_penalty,
             interaction_penalty=interaction_penalty,
+            n_identities=len(features.names) if perturbation_identities else 0,
         )
         self._install_drug_features(features)
         if len(self.protein_names_):
@@ -277,42 +286,130 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                 trainer_kwargs["strategy"] = f"{trainer_kwargs['strategy']}_find_unused_parameters_true"
         trainer_kwargs.setdefault("reload_dataloaders_every_n_epochs", 1)  # new control partners every epoch
         previous = dict(self.history_) if self.history_ else {}
+        run = {"seed": seed, "lr": lr, "weight_decay": weight_decay, "accelerator": accelerator, "devices": devices}
+        run.update(early_stopping=early_stopping, checkpoint_dir=checkpoint_dir, trainer_kwargs=trainer_kwargs)
         with flush_denormals():  # subnormal Adam moments make CPU training ~20x slower
             for name, epochs in stages:
-                stage_kwargs = dict(trainer_kwargs)
-                if checkpoint_dir is not None:
-                    stage_kwargs.update(_checkpointing(Path(checkpoint_dir) / name, stage_kwargs))
                 if name == "diffusion":
                     if pairing == "ot":
                         data.use_states(self.get_latent_representation(self.adata))
                     self._calibrate(data)
                     self.module.reset_ema()
-                self.module.set_stage(name)
-                plan = StateXDiffTrainingPlan(
-                    self.module,
-                    seed=seed,
-                    checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
-                    lr=lr,
-                    weight_decay=weight_decay,
-                )
-                runner = TrainRunner(
-                    self,
-                    training_plan=plan,
-                    data_splitter=state_data if name == "state" else data,
-                    max_epochs=epochs,
-                    accelerator=accelerator,
-                    devices=devices,
-                    early_stopping=early_stopping,
-                    check_val_every_n_epoch=1,
-                    **stage_kwargs,
-                )
-                self.is_trained_ = False  # scvi-tools would otherwise keep only the first stage's metric names
-                runner()
-                previous = _merge_history(previous, self.history_ or {}, name)
+                    self.module.mark_trained_perturbations(_members(data, data.train_set.cells))
+                previous = self._run_stage(name, epochs, state_data if name == "state" else data, previous, run)
+                if name == "diffusion" and len(data.held_out_perturbations):
+                    # λ from the perturbations held out, then a shorter run on all of them
+                    self._choose_novelty_shrinkage(data)
+                    everything = np.union1d(data.train_set.cells, data.validation_set.cells)
+                    self.module.mark_trained_perturbations(_members(data, everything))
+                    all_data = data.with_cells(everything, data.validation_set.cells)
+                    extra = max(1, round(NOVEL_FINETUNE_SHARE * epochs))
+                    previous = self._run_stage("diffusion", extra, all_data, previous, run, "all_perturbations")
         self.history_ = previous
         self.module.set_stage(stage)
         self.module.eval()
         self.is_trained_ = True
+
+    def _run_stage(self, name: str, epochs: int, data, previous: dict, run: dict, label: str | None = None) -> dict:
+        """Run one training stage under the scvi-tools loop; returns the history with this stage's metrics appended."""
+        stage_kwargs = dict(run["trainer_kwargs"])
+        label = label or name
+        if run["checkpoint_dir"] is not None:
+            stage_kwargs.update(_checkpointing(Path(run["checkpoint_dir"]) / label, stage_kwargs))
+        self.module.set_stage(name)
+        plan = StateXDiffTrainingPlan(
+            self.module,
+            seed=run["seed"],
+            checkpoint_dir=None if run["checkpoint_dir"] is None else str(run["checkpoint_dir"]),
+            lr=run["lr"],
+            weight_decay=run["weight_decay"],
+        )
+        runner = TrainRunner(
+            self,
+            training_plan=plan,
+            data_splitter=data,
+            max_epochs=epochs,
+            accelerator=run["accelerator"],
+            devices=run["devices"],
+            early_stopping=run["early_stopping"],
+            check_val_every_n_epoch=1,
+            **stage_kwargs,
+        )
+        self.is_trained_ = False  # scvi-tools would otherwise keep only the first stage's metric names
+        runner()
+        return _merge_history(previous, self.history_ or {}, label)
+
+    @torch.no_grad()
+    def _choose_novelty_shrinkage(self, data: PairedPerturbationData, max_cells: int = 256, max_conditions: int = 200):
+        """Choose ``(λ, μ)`` (see :class:`~sxdiff.module.PerturbationComposer`) on the held-out perturbations.
+
+        Grid: λ in steps of 0.1, μ in 0, 0.5, 1. Criterion: the benchmark's headline metric on the held-out conditions
+        (context, perturbation set, dose): the mean over conditions of the Pearson correlation of the predicted mean
+        change (over the context's control cells, as :meth:`predict` starts from them) and the observed one (the
+        condition's cells against the same controls), on the condition's 50 most changed genes, under the averaged
+        weights prediction uses. At most ``max_conditions`` conditions and ``max_cells`` cells per side.
+        """
+        rng = np.random.default_rng(data.seed)
+        grid = torch.cartesian_prod(torch.linspace(0.0, 1.0, 11), torch.tensor([0.0, 0.5, 1.0]))
+        cells = data.validation_set.cells
+        contexts = data.matcher.contexts
+        keys = pd.Series(contexts[cells].astype(str)).str.cat(
+            [
+                pd.Series([str(row) for row in data.drug_index[cells] * data.drug_mask[cells]]),
+                pd.Series([str(row) for row in data.drug_dose[cells]]),
+            ],
+            sep="|",
+        )
+        condition, names = pd.factorize(keys)
+        chosen = np.sort(rng.choice(len(names), size=min(len(names), max_conditions), replace=False))
+        module, device = self.module, self.device
+
+        def rows(indices):
+            indices = np.sort(indices)
+            x = torch.as_tensor(np.asarray(data.expression[indices]), device=device)
+            protein = None if data.protein is None else torch.as_tensor(data.protein[indices], device=device)
+            return x, protein
+
+        predicted, observed = [], []
+        module.eval()
+        with module.averaged_weights():
+            for c in chosen:
+                members = cells[condition == c]
+                members = rng.choice(members, size=min(len(members), max_cells), replace=False)
+                controls = np.flatnonzero(data.matcher.is_control & (contexts == contexts[members[0]]))
+                controls = rng.choice(controls, size=min(len(controls), max_cells), replace=False)
+                x_control, protein_control = rows(controls)
+                x, _ = rows(members)
+                change = module.log_expression(x).mean(0) - module.log_expression(x_control).mean(0)
+                n = x_control.shape[0]
+                drug = [
+                    torch.as_tensor(a[members[:1]], device=device).expand(n, -1)
+                    for a in (data.drug_index, data.drug_dose, data.drug_mask)
+                ]
+                predicted.append(module.novelty_predictions(x_control, protein_control, *drug, grid).double().cpu())
+                observed.append(change.double().cpu())
+        module.train()
+        predicted, observed = torch.stack(predicted, dim=1), torch.stack(observed)  # (grid, conditions, genes)
+        top = observed.abs().topk(min(50, observed.shape[1]), dim=1).indices
+        a = torch.gather(predicted, 2, top.expand(len(grid), -1, -1))
+        b = torch.gather(observed, 1, top).expand_as(a)
+        a, b = a - a.mean(dim=2, keepdim=True), b - b.mean(dim=2, keepdim=True)
+        score = ((a * b).sum(dim=2) / (a.norm(dim=2) * b.norm(dim=2)).clamp_min(1e-12)).mean(dim=1)
+        best = grid[int(torch.argmax(score))].tolist()
+        module.set_novelty_shrinkage(*best)
+        logger.info(
+            "Perturbations never trained on: description shrinkage λ = %.1f, state-deviation factor μ = %.1f, chosen "
+            "on %d conditions of %d held-out perturbations (top-50 r %.3f; %.3f without shrinkage).",
+            best[0],
+            best[1],
+            len(chosen),
+            len(data.held_out_perturbations),
+            float(score.max()),
+            float(score[-1]),
+        )
+        self.novelty_shrinkage_ = {
+            f"{a:.1f},{b:.1f}": float(r) for (a, b), r in zip(grid.tolist(), score.tolist(), strict=True)
+        }
 
     def _paired_data(
         self, split_key, validation_fraction, batch_size: int | None, seed, storage: str = "memory"
@@ -329,27 +426,31 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         index, dose, mask = decode_perturbation_field(manager.get_from_registry(PERTURBATION_KEY))
         index = np.asarray([features.index(vocabulary[i]) for i in range(len(vocabulary))], dtype=np.int64)[index]
         perturbed = np.flatnonzero(~found.is_control)
+        validation = np.empty(0, dtype=np.int64)
         if split_key is not None:
             split = resolve_obs_column(adata, split_key).astype(str).to_numpy()
             train = perturbed[split[perturbed] == "train"]
             validation = perturbed[split[perturbed] == "validation"]
             allowed_controls = found.is_control & (split != "test")
         else:
-            order = np.random.default_rng(seed).permutation(perturbed)
-            n_val = max(1, round(validation_fraction * len(order)))
-            train, validation = np.sort(order[n_val:]), np.sort(order[:n_val])
+            train = perturbed
             allowed_controls = found.is_control
         if len(train) == 0:
             raise ValueError(f"No perturbed training cells (split column {split_key!r}); check the split.")
-        if len(validation) == 0 and len(train) >= 20:
-            # no validation cells in the split: hold out a random tenth of the training cells (never test cells)
-            order = np.random.default_rng(seed).permutation(train)
-            n_val = max(1, round(validation_fraction * len(order)))
-            train, validation = np.sort(order[n_val:]), np.sort(order[:n_val])
-        elif len(validation) == 0:
-            validation = train[: max(1, len(train) // 10)]  # too few cells to hold any out: monitoring only
+        held_out = np.empty(0, dtype=np.int64)
+        if len(validation) == 0:
+            by_perturbation = hold_out_perturbations(index, mask, train, fraction=validation_fraction, seed=seed)
+            if by_perturbation is not None:
+                # many perturbations: whole ones validate (and tell how far descriptions transfer to new ones)
+                train, validation, held_out = by_perturbation
+            elif len(train) >= 20:  # hold out a random fraction of the training cells (never test cells)
+                order = np.random.default_rng(seed).permutation(train)
+                n_val = max(1, round(validation_fraction * len(order)))
+                train, validation = np.sort(order[n_val:]), np.sort(order[:n_val])
+            else:
+                validation = train[: max(1, len(train) // 10)]  # too few cells to hold any out: monitoring only
         matcher = ControlMatcher(allowed_controls, found.contexts, found.batches)
-        return PairedPerturbationData(
+        data = PairedPerturbationData(
             self._expression(adata, manager, storage),
             self._protein(adata, manager),
             index,
@@ -361,6 +462,8 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             batch_size=batch_size if batch_size is not None else int(np.clip(len(train) // 8, 32, 256)),
             seed=seed,
         )
+        data.held_out_perturbations = held_out
+        return data
 
     @torch.no_grad()
     def _calibrate(self, data: PairedPerturbationData) -> None:
@@ -413,6 +516,11 @@ def _stage_epochs(
             epochs = state_epochs
         out.append((name, epochs))
     return out
+
+
+def _members(data: PairedPerturbationData, cells: np.ndarray) -> torch.Tensor:
+    """The distinct drug indices in the perturbation sets of ``cells``."""
+    return torch.as_tensor(np.unique(data.drug_index[cells][data.drug_mask[cells].astype(bool)]))
 
 
 def _checkpointing(directory: Path, trainer_kwargs: dict) -> dict:

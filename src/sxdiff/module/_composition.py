@@ -6,7 +6,17 @@ For a set ``{(p_k, d_k)}`` applied to a source cell with standardised state ``z`
 
 - ``e_k`` is the member's dose-free drug embedding (:meth:`DrugEncoder.embed`) and ``r_k`` its monotone dose
   response, exactly 0 at dose 0 (:meth:`DrugEncoder.dose_response`);
-- ``effect(e, z) = U (h(e) + g(h(e), z) - g(h(e), 0))``: a context-free base effect ``U h(e)`` plus a
+- the member representation is ``h_k = h(e_k) + a_k``: a function of the drug's description plus, for the
+  perturbations of the training data, a free identity vector ``a_k`` (zero-initialised; 0 for perturbations the
+  model never trained on). The description carries what transfers to unseen perturbations; the identity lets a
+  trained perturbation's effect be reproduced exactly, as its own measured mean would be, instead of only as far
+  as its description explains it. For a perturbation the model never trained on, the description-driven
+  representation is shrunk towards the average trained perturbation, ``h = h̄ + λ (h(e) - h̄)``, with ``λ`` in [0, 1]
+  chosen by the model on perturbations held out of training (1 until then: no shrinkage); descriptions that do not
+  transfer then predict the average effect, descriptions that do keep their weight. The state-dependent deviation
+  of such a perturbation is scaled by a second factor ``μ`` in [0, 1] chosen the same way (a deviation learned for
+  trained perturbations need not transfer to new ones);
+- ``effect(e, z) = U (h + g(h, z) - g(h, 0))``: a context-free base effect ``U h(e)`` plus a
   state-dependent deviation that is exactly 0 at the mean control state (``z = 0``), starts at 0 and is
   shrunk by an L2 penalty on its output, so that the response of a cell state moves away from the
   average response only as far as the data push it;
@@ -90,6 +100,9 @@ class PerturbationComposer(nn.Module):
         (one network on the summed member tokens; the ablation).
     state_effects
         Let the effect depend on the source cell's state (``False``: the same change for every cell).
+    n_identities
+        Number of perturbations (the first drug indices) with a learned identity vector; 0 disables them. Indices at
+        or above it (perturbations described only at prediction time) have none.
 
     Examples
     --------
@@ -111,6 +124,7 @@ class PerturbationComposer(nn.Module):
         n_hidden: int = 256,
         composition: Composition = "interaction",
         state_effects: bool = True,
+        n_identities: int = 0,
     ) -> None:
         super().__init__()
         if composition not in ("additive", "interaction", "pooled"):
@@ -121,6 +135,9 @@ class PerturbationComposer(nn.Module):
         self.member = nn.Sequential(nn.Linear(d_model, n_hidden), nn.GELU(), nn.Linear(n_hidden, n_hidden))
         self.out = nn.Linear(n_hidden, n_out)
         nn.init.zeros_(self.out.bias)
+        self.identity = nn.Parameter(torch.zeros(n_identities if composition != "pooled" else 0, n_hidden))
+        self.register_buffer("trained", torch.zeros(self.identity.shape[0], dtype=torch.bool))
+        self.register_buffer("novelty_shrinkage", torch.ones(2))  # (λ description, μ state deviation)
         if state_effects:
             self.state_in = nn.Linear(n_state, n_hidden)
             self.deviation = nn.Sequential(nn.GELU(), nn.Linear(n_hidden, n_hidden))
@@ -130,6 +147,25 @@ class PerturbationComposer(nn.Module):
             self.pair = nn.Sequential(nn.Linear(3 * n_hidden, n_hidden), nn.GELU(), nn.Linear(n_hidden, n_out))
             nn.init.zeros_(self.pair[-1].weight)
             nn.init.zeros_(self.pair[-1].bias)
+
+    def novel(self, drug_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Which members ``(batch, set)`` are perturbations the model never trained on (no identity)."""
+        n = self.identity.shape[0]
+        if n == 0:
+            return torch.zeros_like(mask)
+        trained = self.trained[drug_index.clamp(max=n - 1)] & (drug_index < n)
+        return mask & ~trained
+
+    @torch.no_grad()
+    def mark_trained(self, drug_index: torch.Tensor) -> None:
+        """Record perturbations (indices) as trained: their identity vectors are used and they are not shrunk."""
+        drug_index = drug_index[drug_index < self.identity.shape[0]]
+        self.trained[drug_index.to(self.trained.device)] = True
+
+    def _shrinkage(self, override: tuple[float, float] | None) -> tuple[float, float]:
+        if override is not None:
+            return float(override[0]), float(override[1])
+        return float(self.novelty_shrinkage[0]), float(self.novelty_shrinkage[1])
 
     def _deviation(self, h: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """``g(h, z) - g(h, 0)`` for member representations ``h`` (batch, set, hidden): 0 at the mean state."""
@@ -144,11 +180,18 @@ class PerturbationComposer(nn.Module):
         mask: torch.Tensor,
         state: torch.Tensor,
         tokens: torch.Tensor | None = None,
+        drug_index: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
+        novelty_shrinkage: tuple[float, float] | None = None,
     ) -> Composed:
         """Expected change for member embeddings ``(batch, set, d_model)``, dose responses and mask ``(batch, set)``.
 
         ``state`` is the standardised source state ``(batch, n_state)`` (0 = the mean control state); ``tokens``
-        (the dose-scaled drug tokens) are used by ``"pooled"`` only.
+        (the dose-scaled drug tokens) are used by ``"pooled"`` only; ``drug_index`` ``(batch, set)`` selects the
+        members' identity vectors (none without it). ``reference`` holds the embeddings of the trained
+        perturbations ``(n_trained, d_model)``, in the order of ``trained.nonzero()``: with it, novel members are shrunk
+        towards their average representation, and their state deviation scaled, by ``novelty_shrinkage`` ``(λ, μ)``
+        (default: the stored values).
         """
         weight = response * mask.to(response.dtype)
         zeros = torch.zeros(state.shape[0], self.out.out_features, device=state.device, dtype=state.dtype)
@@ -158,11 +201,25 @@ class PerturbationComposer(nn.Module):
             weight = (mask.sum(dim=1, keepdim=True) > 0).to(state.dtype)
         else:
             h = self.member(embedding)
+            if drug_index is not None and self.identity.shape[0]:
+                known = drug_index < self.identity.shape[0]
+                identity = self.identity[drug_index.clamp(max=self.identity.shape[0] - 1)]
+                h = h + identity * known.unsqueeze(-1).to(h.dtype)
+                if reference is not None:
+                    description, _ = self._shrinkage(novelty_shrinkage)
+                    average = (self.member(reference) + self.identity[self.trained]).mean(dim=0)
+                    shrunk = average + description * (h - average)
+                    h = torch.where(self.novel(drug_index, mask).unsqueeze(-1), shrunk, h)
         hidden = (h * weight.unsqueeze(-1)).sum(dim=1)
         total = nn.functional.linear(hidden, self.out.weight) + weight.sum(dim=1, keepdim=True) * self.out.bias
         deviation = zeros
         if self.state_effects:
-            deviation = nn.functional.linear(masked_sum(self._deviation(h, state), weight), self.out.weight)
+            member_weight = weight
+            if drug_index is not None and self.composition != "pooled":
+                _, state_factor = self._shrinkage(novelty_shrinkage)
+                novel = self.novel(drug_index, mask).to(weight.dtype)
+                member_weight = weight * (1 - novel + novel * state_factor)
+            deviation = nn.functional.linear(masked_sum(self._deviation(h, state), member_weight), self.out.weight)
             total = total + deviation
         interaction = zeros
         if self.composition == "interaction" and embedding.shape[1] > 1:

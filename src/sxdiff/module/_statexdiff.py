@@ -78,6 +78,7 @@ class StateXDiffModule(BaseModuleClass):
         state_effects: bool = True,
         state_effect_penalty: float = 0.1,
         interaction_penalty: float = 1.0,
+        n_identities: int = 0,
         stage: Stage = "all",
     ) -> None:
         super().__init__()
@@ -114,6 +115,7 @@ class StateXDiffModule(BaseModuleClass):
                 n_hidden=2 * n_hidden,
                 composition=composition,
                 state_effects=state_effects,
+                n_identities=n_identities,
             )
             if shift_head
             else None
@@ -209,9 +211,18 @@ class StateXDiffModule(BaseModuleClass):
         return self.vmcs.encode(x, protein, self.reliability[: protein.shape[1]] if protein is not None else None)
 
     def condition(
-        self, z_control, protein_control, drug_index, drug_dose, drug_mask
+        self,
+        z_control,
+        protein_control,
+        drug_index,
+        drug_dose,
+        drug_mask,
+        novelty_shrinkage: tuple[float, float] | None = None,
     ) -> tuple[Condition, Composed | None]:
-        """Denoiser condition and expected change for source states, their protein and perturbation sets."""
+        """Denoiser condition and expected change for source states, their protein and perturbation sets.
+
+        ``novelty_shrinkage`` overrides the stored ``(λ, μ)`` for members the model never trained on.
+        """
         embedding = self.drug_encoder.embed(drug_index)
         response = self.drug_encoder.dose_response(embedding, drug_dose)
         tokens = self.drug_encoder.tokens(embedding, response, drug_dose, drug_mask)
@@ -220,8 +231,47 @@ class StateXDiffModule(BaseModuleClass):
         composed = None
         if self.composer is not None:
             standardised = (z_control - self.state_mean) / self.state_std
-            composed = self.composer(embedding, response, drug_mask, standardised, tokens)
+            shrinkage = self.composer._shrinkage(novelty_shrinkage)[0]
+            reference = None
+            novel = self.composer.novel(drug_index, drug_mask)
+            if shrinkage != 1.0 and bool(self.composer.trained.any()) and bool(novel.any()):
+                reference = self.drug_encoder.embed(self.composer.trained.nonzero()[:, 0])
+            composed = self.composer(
+                embedding, response, drug_mask, standardised, tokens, drug_index, reference, novelty_shrinkage
+            )
         return condition, composed
+
+    @torch.no_grad()
+    def mark_trained_perturbations(self, drug_index: torch.Tensor) -> None:
+        """Record the perturbations (drug indices) the diffusion stage trains on (the others are novel)."""
+        if self.composer is not None:
+            self.composer.mark_trained(drug_index)
+
+    @torch.no_grad()
+    def novelty_predictions(
+        self, x_control, protein_control, drug_index, drug_dose, drug_mask, shrinkages: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean expected log-expression change over source cells, per ``(λ, μ)`` row of ``shrinkages``.
+
+        For choosing ``(λ, μ)`` on perturbations the model did not train on (see
+        :class:`~sxdiff.module.PerturbationComposer`). Returns ``(len(shrinkages), genes)``.
+        """
+        protein_control = protein_control if self.use_protein else None
+        z = self.encode(x_control, protein_control).z
+        predictions = []
+        for description, state in shrinkages.tolist():
+            _, composed = self.condition(
+                z, protein_control, drug_index, drug_dose, drug_mask, novelty_shrinkage=(description, state)
+            )
+            predictions.append(composed.genes.mean(dim=0))
+        return torch.stack(predictions)
+
+    @torch.no_grad()
+    def set_novelty_shrinkage(self, description: float, state: float = 1.0) -> None:
+        """Store ``(λ, μ)`` in [0, 1] for perturbations the model never trained on (see the composer)."""
+        if self.composer is not None:
+            values = torch.tensor([description, state], dtype=torch.float32).clamp(0.0, 1.0)
+            self.composer.novelty_shrinkage.copy_(values)
 
     def log_expression(self, x: torch.Tensor) -> torch.Tensor:
         """Expression on the scale of the metrics: log1p per 10,000 for counts, the values otherwise."""
@@ -424,8 +474,10 @@ class StateXDiffModule(BaseModuleClass):
         """Predicted states and log-expression changes for source control cells under perturbation sets.
 
         The mean change of log expression is the composed expected change; the diffusion's sampled residual adds
-        the cell-to-cell variation around it (decoded as the difference it makes to the decoded state). Sample under
-        :meth:`averaged_weights` for the EMA weights. ``state_control`` (the sources' :meth:`encode`) skips encoding
+        the cell-to-cell variation around it (decoded as the difference it makes to the decoded state, centred over
+        the batch: the decoder's curvature would otherwise turn the residual's spread into a shift of the mean, and
+        small effects would drown in it; a batch is one condition's sources). Sample under :meth:`averaged_weights` for
+        the EMA weights. ``state_control`` (the sources' :meth:`encode`) skips encoding
         when the same cells are sampled under several conditions; ``generator`` (on any device) seeds the noise.
         """
         protein_control = protein_control if self.use_protein else None
@@ -450,8 +502,9 @@ class StateXDiffModule(BaseModuleClass):
         z_mean = state_control.z + expected * self.state_scale
         z = z_mean + residual * self.state_scale
         decoded_control = self.decoded_log_expression(state_control.z)
-        if composed is not None:  # the composed mean plus the residual's cell-level variation
-            log_change = composed.genes + self.decoded_log_expression(z) - self.decoded_log_expression(z_mean)
+        if composed is not None:  # the composed mean plus the residual's cell-level variation, centred
+            variation = self.decoded_log_expression(z) - self.decoded_log_expression(z_mean)
+            log_change = composed.genes + variation - variation.mean(dim=0, keepdim=True)
         else:
             log_change = self.decoded_log_expression(z) - decoded_control
         library = x_control.sum(dim=1, keepdim=True).clamp_min(1.0) if self.vmcs.gene_likelihood == "nb" else None

@@ -185,7 +185,10 @@ class PairedPerturbationData(pl.LightningDataModule):
         controls' states, so those states must not be out of distribution for the encoder).
         """
         controls = np.flatnonzero(self.matcher.is_control)
-        cells = np.union1d(self.train_set.cells, controls)
+        return self.with_cells(np.union1d(self.train_set.cells, controls), self.validation_set.cells)
+
+    def with_cells(self, train_cells: np.ndarray, validation_cells: np.ndarray) -> PairedPerturbationData:
+        """The same data (and states) with other training and validation cells."""
         return PairedPerturbationData(
             self.expression,
             self.protein,
@@ -193,10 +196,11 @@ class PairedPerturbationData(pl.LightningDataModule):
             self.drug_dose,
             self.drug_mask,
             self.matcher,
-            cells,
-            self.validation_set.cells,
+            train_cells,
+            validation_cells,
             batch_size=self.batch_size,
             seed=self.seed,
+            states=self.states,
         )
 
     def use_states(self, states: np.ndarray) -> None:
@@ -215,11 +219,19 @@ class PairedPerturbationData(pl.LightningDataModule):
 
         With ``max_pairs``, at most that many evenly spaced pairs.
         """
+        positions = self._pair_positions(max_pairs)
+        collate = self.train_set.collate
+        return DataLoader(positions.tolist(), batch_size=self.batch_size, shuffle=False, collate_fn=collate)
+
+    def _pair_positions(self, max_pairs: int | None) -> np.ndarray:
         positions = np.arange(len(self.train_set))
         if max_pairs is not None and len(positions) > max_pairs:
             positions = positions[np.linspace(0, len(positions) - 1, max_pairs).round().astype(int)]
-        collate = self.train_set.collate
-        return DataLoader(positions.tolist(), batch_size=self.batch_size, shuffle=False, collate_fn=collate)
+        return positions
+
+    def training_pair_cells(self, max_pairs: int | None = None) -> np.ndarray:
+        """The perturbed cell of each pair :meth:`training_pairs` yields, in the same order."""
+        return self.train_set.cells[self._pair_positions(max_pairs)]
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled pairs with the controls of the trainer's current epoch (redrawn every epoch).
