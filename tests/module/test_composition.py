@@ -93,3 +93,69 @@ def test_masked_sum_and_invalid_composition():
     assert masked_sum(values, torch.tensor([[True, False, True]])).tolist() == [[4.0, 6.0]]
     with pytest.raises(ValueError, match="composition"):
         PerturbationComposer(8, 6, 20, composition="sum")
+
+
+def _identity_composer(state_effects=True):
+    torch.manual_seed(1)
+    composer = PerturbationComposer(
+        8, 6, 20, n_hidden=16, composition="additive", state_effects=state_effects, n_identities=4
+    )
+    for parameter in composer.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    return composer
+
+
+def test_identities_only_for_perturbations_described_at_training_time():
+    composer = _identity_composer(state_effects=False)
+    e = torch.randn(1, 1, 8).expand(2, 1, 8)
+    response, mask, state = torch.ones(2, 1), torch.ones(2, 1, dtype=torch.bool), torch.zeros(2, 6)
+    with_identity = composer(e, response, mask, state, drug_index=torch.tensor([[2], [2]]))
+    beyond = composer(e, response, mask, state, drug_index=torch.tensor([[7], [7]]))  # described later: none
+    plain = composer(e, response, mask, state)
+    assert torch.allclose(beyond.genes, plain.genes)
+    expected = torch.nn.functional.linear(composer.member(e[:, 0]) + composer.identity[2], composer.out.weight)
+    assert torch.allclose(with_identity.genes, (expected + composer.out.bias)[:, 6:], atol=1e-5)
+
+
+def test_novel_perturbations_shrink_towards_the_average_trained_one():
+    composer = _identity_composer(state_effects=True)
+    composer.mark_trained(torch.tensor([0, 1, 2]))
+    with torch.no_grad():
+        composer.identity[3] = 0.0  # never trained: still at its initial 0
+    reference = torch.randn(3, 8)  # embeddings of the trained perturbations 0, 1, 2
+    novel_e = torch.randn(1, 1, 8)
+    index, response, mask = torch.tensor([[3]]), torch.ones(1, 1), torch.ones(1, 1, dtype=torch.bool)
+    state = torch.randn(1, 6)
+    assert composer.novel(index, mask).all()
+    assert not composer.novel(torch.tensor([[1]]), mask).any()
+
+    def genes(embedding, idx, shrinkage, ref=reference):
+        return composer(embedding, response, mask, state, None, idx, ref, shrinkage).genes
+
+    average = (composer.member(reference) + composer.identity[:3]).mean(dim=0)
+    own = composer(novel_e, response, mask, state, None, None)  # its description alone (no identity) ...
+    # ... λ = 0 replaces it by the average trained representation, whatever the description
+    other_e = torch.randn(1, 1, 8)
+    assert torch.allclose(genes(novel_e, index, (0.0, 1.0)), genes(other_e, index, (0.0, 1.0)), atol=1e-5)
+    assert torch.allclose(genes(novel_e, index, (1.0, 1.0)), own.genes, atol=1e-5)
+    halfway = genes(novel_e, index, (0.5, 0.0))
+    h = 0.5 * average + 0.5 * composer.member(novel_e[0, 0])
+    assert torch.allclose(halfway[0], (composer.out(h))[6:], atol=1e-5)  # μ = 0: no state deviation
+    # trained perturbations are never shrunk
+    trained = torch.tensor([[1]])
+    assert torch.allclose(genes(novel_e, trained, (0.0, 0.0)), genes(novel_e, trained, (1.0, 1.0)), atol=1e-6)
+
+
+def test_interaction_trains_only_on_pairs_whose_members_were_measured_alone():
+    composer = PerturbationComposer(8, 6, 20, n_hidden=16, composition="interaction", n_identities=4)
+    for parameter in composer.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    composer.mark_trained(torch.tensor([0, 1, 2, 3]), alone=torch.tensor([0, 1]))
+    e, response, mask = torch.randn(2, 2, 8), torch.ones(2, 2), torch.ones(2, 2, dtype=torch.bool)
+    index = torch.tensor([[0, 1], [2, 3]])  # the first pair's members were measured alone, the second's not
+    state = torch.randn(2, 6)
+    training = composer(e, response, mask, state, drug_index=index, identifiable_pairs_only=True)
+    assert training.interaction[0].abs().max() > 1e-3
+    assert torch.all(training.interaction[1] == 0)
+    prediction = composer(e, response, mask, state, drug_index=index)  # a learned interaction applies to any pair
+    assert prediction.interaction[1].abs().max() > 1e-3

@@ -295,13 +295,13 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                         data.use_states(self.get_latent_representation(self.adata))
                     self._calibrate(data)
                     self.module.reset_ema()
-                    self.module.mark_trained_perturbations(_members(data, data.train_set.cells))
+                    self.module.mark_trained_perturbations(*_members(data, data.train_set.cells))
                 previous = self._run_stage(name, epochs, state_data if name == "state" else data, previous, run)
                 if name == "diffusion" and len(data.held_out_perturbations):
                     # λ from the perturbations held out, then a shorter run on all of them
                     self._choose_novelty_shrinkage(data)
                     everything = np.union1d(data.train_set.cells, data.validation_set.cells)
-                    self.module.mark_trained_perturbations(_members(data, everything))
+                    self.module.mark_trained_perturbations(*_members(data, everything))
                     all_data = data.with_cells(everything, data.validation_set.cells)
                     extra = max(1, round(NOVEL_FINETUNE_SHARE * epochs))
                     previous = self._run_stage("diffusion", extra, all_data, previous, run, "all_perturbations")
@@ -518,9 +518,11 @@ def _stage_epochs(
     return out
 
 
-def _members(data: PairedPerturbationData, cells: np.ndarray) -> torch.Tensor:
-    """The distinct drug indices in the perturbation sets of ``cells``."""
-    return torch.as_tensor(np.unique(data.drug_index[cells][data.drug_mask[cells].astype(bool)]))
+def _members(data: PairedPerturbationData, cells: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct drug indices in the perturbation sets of ``cells``, and those applied alone in some cell."""
+    index, mask = data.drug_index[cells], data.drug_mask[cells].astype(bool)
+    single = mask.sum(axis=1) == 1
+    return torch.as_tensor(np.unique(index[mask])), torch.as_tensor(np.unique(index[single][mask[single]]))
 
 
 def _checkpointing(directory: Path, trainer_kwargs: dict) -> dict:

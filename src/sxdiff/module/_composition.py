@@ -11,7 +11,8 @@ For a set ``{(p_k, d_k)}`` applied to a source cell with standardised state ``z`
   model never trained on). The description carries what transfers to unseen perturbations; the identity lets a
   trained perturbation's effect be reproduced exactly, as its own measured mean would be, instead of only as far
   as its description explains it. For a perturbation the model never trained on, the description-driven
-  representation is shrunk towards the average trained perturbation, ``h = h̄ + λ (h(e) - h̄)``, with ``λ`` in [0, 1]
+  representation (and its dose response) is shrunk towards the average trained perturbation's,
+  ``h = h̄ + λ (h(e) - h̄)``, with ``λ`` in [0, 1]
   chosen by the model on perturbations held out of training (1 until then: no shrinkage); descriptions that do not
   transfer then predict the average effect, descriptions that do keep their weight. The state-dependent deviation
   of such a perturbation is scaled by a second factor ``μ`` in [0, 1] chosen the same way (a deviation learned for
@@ -21,8 +22,9 @@ For a set ``{(p_k, d_k)}`` applied to a source cell with standardised state ``z`
   shrunk by an L2 penalty on its output, so that the response of a cell state moves away from the
   average response only as far as the data push it;
 - the interaction term is evaluated on pairs only (exactly 0 for singles), starts at 0 (zero-initialised
-  output) and is shrunk by an L2 penalty, so an unseen pair of known singles is predicted as the sum of
-  its singles unless training pairs taught otherwise.
+  output), is shrunk by an L2 penalty and learns only from training pairs whose members were both measured alone
+  (only there is it identified), so an unseen pair of known singles is predicted as the sum of its singles unless
+  such pairs taught otherwise.
 
 ``Δ`` has two parts that are composed the same way: the change of the latent state (the mean the
 diffusion's residual is centred on) and the change of log expression per gene (on the scale the metrics
@@ -137,6 +139,7 @@ class PerturbationComposer(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.identity = nn.Parameter(torch.zeros(n_identities if composition != "pooled" else 0, n_hidden))
         self.register_buffer("trained", torch.zeros(self.identity.shape[0], dtype=torch.bool))
+        self.register_buffer("measured_alone", torch.zeros(self.identity.shape[0], dtype=torch.bool))
         self.register_buffer("novelty_shrinkage", torch.ones(2))  # (λ description, μ state deviation)
         if state_effects:
             self.state_in = nn.Linear(n_state, n_hidden)
@@ -157,10 +160,19 @@ class PerturbationComposer(nn.Module):
         return mask & ~trained
 
     @torch.no_grad()
-    def mark_trained(self, drug_index: torch.Tensor) -> None:
-        """Record perturbations (indices) as trained: their identity vectors are used and they are not shrunk."""
-        drug_index = drug_index[drug_index < self.identity.shape[0]]
-        self.trained[drug_index.to(self.trained.device)] = True
+    def mark_trained(self, drug_index: torch.Tensor, alone: torch.Tensor | None = None) -> None:
+        """Record perturbations (indices) as trained (identity used, never shrunk), and those measured alone."""
+        n = self.identity.shape[0]
+        self.trained[drug_index[drug_index < n].to(self.trained.device)] = True
+        if alone is not None:
+            self.measured_alone[alone[alone < n].to(self.trained.device)] = True
+
+    def _identifiable(self, drug_index: torch.Tensor) -> torch.Tensor:
+        """Which members were measured alone in training (all of them when identities are off)."""
+        n = self.identity.shape[0]
+        if n == 0:
+            return torch.ones_like(drug_index, dtype=torch.bool)
+        return self.measured_alone[drug_index.clamp(max=n - 1)] & (drug_index < n)
 
     def _shrinkage(self, override: tuple[float, float] | None) -> tuple[float, float]:
         if override is not None:
@@ -183,6 +195,7 @@ class PerturbationComposer(nn.Module):
         drug_index: torch.Tensor | None = None,
         reference: torch.Tensor | None = None,
         novelty_shrinkage: tuple[float, float] | None = None,
+        identifiable_pairs_only: bool = False,
     ) -> Composed:
         """Expected change for member embeddings ``(batch, set, d_model)``, dose responses and mask ``(batch, set)``.
 
@@ -191,7 +204,9 @@ class PerturbationComposer(nn.Module):
         members' identity vectors (none without it). ``reference`` holds the embeddings of the trained
         perturbations ``(n_trained, d_model)``, in the order of ``trained.nonzero()``: with it, novel members are shrunk
         towards their average representation, and their state deviation scaled, by ``novelty_shrinkage`` ``(λ, μ)``
-        (default: the stored values).
+        (default: the stored values). ``identifiable_pairs_only`` (the training loss) evaluates the interaction only on
+        pairs whose members were both measured alone: elsewhere the split between member effects and interaction is
+        not identified, and an interaction fitted there would extrapolate arbitrarily to new pairs.
         """
         weight = response * mask.to(response.dtype)
         zeros = torch.zeros(state.shape[0], self.out.out_features, device=state.device, dtype=state.dtype)
@@ -226,6 +241,9 @@ class PerturbationComposer(nn.Module):
             first, second = torch.triu_indices(embedding.shape[1], embedding.shape[1], offset=1, device=h.device)
             hk, hl = h[:, first], h[:, second]
             pair_weight = weight[:, first] * weight[:, second]
+            if identifiable_pairs_only and drug_index is not None:
+                alone = self._identifiable(drug_index)
+                pair_weight = pair_weight * (alone[:, first] & alone[:, second]).to(pair_weight.dtype)
             context = self.state_in(state) if self.state_effects else torch.zeros_like(hidden)
             features = torch.cat([hk + hl, hk * hl, context.unsqueeze(1).expand_as(hk)], dim=-1)
             inner = self.pair[:-1](features)

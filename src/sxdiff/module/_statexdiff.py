@@ -218,10 +218,12 @@ class StateXDiffModule(BaseModuleClass):
         drug_dose,
         drug_mask,
         novelty_shrinkage: tuple[float, float] | None = None,
+        identifiable_pairs_only: bool = False,
     ) -> tuple[Condition, Composed | None]:
         """Denoiser condition and expected change for source states, their protein and perturbation sets.
 
-        ``novelty_shrinkage`` overrides the stored ``(λ, μ)`` for members the model never trained on.
+        ``novelty_shrinkage`` overrides the stored ``(λ, μ)`` for members the model never trained on;
+        ``identifiable_pairs_only`` is for the training loss (see :class:`~sxdiff.module.PerturbationComposer`).
         """
         embedding = self.drug_encoder.embed(drug_index)
         response = self.drug_encoder.dose_response(embedding, drug_dose)
@@ -236,16 +238,30 @@ class StateXDiffModule(BaseModuleClass):
             novel = self.composer.novel(drug_index, drug_mask)
             if shrinkage != 1.0 and bool(self.composer.trained.any()) and bool(novel.any()):
                 reference = self.drug_encoder.embed(self.composer.trained.nonzero()[:, 0])
+                # the dose response of a novel member is shrunk the same way, towards the trained drugs' average
+                average = self.drug_encoder.dose_response(reference[None, None], drug_dose.unsqueeze(-1)).mean(dim=-1)
+                response = torch.where(novel, average + shrinkage * (response - average), response)
             composed = self.composer(
-                embedding, response, drug_mask, standardised, tokens, drug_index, reference, novelty_shrinkage
+                embedding,
+                response,
+                drug_mask,
+                standardised,
+                tokens,
+                drug_index,
+                reference,
+                novelty_shrinkage,
+                identifiable_pairs_only,
             )
         return condition, composed
 
     @torch.no_grad()
-    def mark_trained_perturbations(self, drug_index: torch.Tensor) -> None:
-        """Record the perturbations (drug indices) the diffusion stage trains on (the others are novel)."""
+    def mark_trained_perturbations(self, drug_index: torch.Tensor, alone: torch.Tensor | None = None) -> None:
+        """Record the perturbations (drug indices) the diffusion stage trains on (the others are novel).
+
+        ``alone``: those among them measured alone (pairs of these train the interaction).
+        """
         if self.composer is not None:
-            self.composer.mark_trained(drug_index)
+            self.composer.mark_trained(drug_index, alone)
 
     @torch.no_grad()
     def novelty_predictions(
@@ -371,7 +387,12 @@ class StateXDiffModule(BaseModuleClass):
         n = change.shape[0]
         protein_control = self._protein(tensors, "protein_control")
         condition, composed = self.condition(
-            z_control, protein_control, tensors["drug_index"], tensors["drug_dose"], tensors["drug_mask"]
+            z_control,
+            protein_control,
+            tensors["drug_index"],
+            tensors["drug_dose"],
+            tensors["drug_mask"],
+            identifiable_pairs_only=True,
         )
         zero = torch.zeros((), device=change.device)
         out = {"shift": zero, "shift_genes": zero, "v": zero, "triplet": zero}
@@ -448,6 +469,7 @@ class StateXDiffModule(BaseModuleClass):
                 tensors["drug_index"][partner],
                 tensors["drug_dose"][partner],
                 tensors["drug_mask"][partner],
+                identifiable_pairs_only=True,
             )
             full_true = v_hat - sigma * latent_true
             full_mis = v_mis - sigma * composed_mis.latent
