@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread per worker for every OpenMP / BLAS / numba user, set before any of them loads: a library that
+    # raises torch's OpenMP thread count later (Lightning does when OMP_NUM_THREADS is unset) makes two workers
+    # run three or four spinning threads on two cores, and a 3-minute training took over 25 minutes
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 from pathlib import Path
 
 import anndata as ad
@@ -15,11 +22,30 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def pytest_configure(config):
-    """One torch thread per pytest-xdist worker: two workers on two cores must not oversubscribe them."""
+    """One torch thread per pytest-xdist worker: two workers on two cores must not oversubscribe them.
+
+    Subnormal floats are flushed for the whole session, before any torch thread exists (the setting is per
+    thread; StateXDiff flushes them while it trains, but a worker's earlier tests may have started threads
+    without it, and on x86 CPUs every operation on a subnormal is ~100x slower).
+    """
+    import torch
+
+    torch.set_flush_denormal(True)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
+
+
+def pytest_runtest_setup(item):
+    """Back to one torch thread before every test of a pytest-xdist worker (fixtures included).
+
+    Something in the stack raises the OpenMP thread count of torch's pool during a session; a worker then runs two
+    spinning threads next to the other worker, and a 3-minute training fixture took over 25 minutes.
+    """
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
-        torch.set_num_threads(1)
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
