@@ -8,7 +8,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # one thread per worker for every OpenMP / BLAS / numba user, set before any of them loads: a library that
     # raises torch's OpenMP thread count later (Lightning does when OMP_NUM_THREADS is unset) makes two workers
     # run three or four spinning threads on two cores, and a 3-minute training took over 25 minutes
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # numba refuses a changed count
         os.environ.setdefault(variable, "1")
 from pathlib import Path
 
