@@ -26,6 +26,7 @@ from sxdiff.train import PairedPerturbationData, StateXDiffTrainingPlan
 from sxdiff.train._denormals import flush_denormals
 from sxdiff.train._perturbation_holdout import hold_out_perturbations
 
+from ._novelty_shrinkage import choose_novelty_shrinkage
 from ._safe_io import SafeSaveLoadMixin
 from ._statexdiff_predict import StateXDiffPredictMixin
 from ._statexdiff_setup import PERTURBATION_KEY, StateXDiffSetupMixin
@@ -339,77 +340,8 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         runner()
         return _merge_history(previous, self.history_ or {}, label)
 
-    @torch.no_grad()
-    def _choose_novelty_shrinkage(self, data: PairedPerturbationData, max_cells: int = 256, max_conditions: int = 200):
-        """Choose ``(λ, μ)`` (see :class:`~sxdiff.module.PerturbationComposer`) on the held-out perturbations.
-
-        Grid: λ in steps of 0.1, μ in 0, 0.5, 1. Criterion: the benchmark's headline metric on the held-out conditions
-        (context, perturbation set, dose): the mean over conditions of the Pearson correlation of the predicted mean
-        change (over the context's control cells, as :meth:`predict` starts from them) and the observed one (the
-        condition's cells against the same controls), on the condition's 50 most changed genes, under the averaged
-        weights prediction uses. At most ``max_conditions`` conditions and ``max_cells`` cells per side.
-        """
-        rng = np.random.default_rng(data.seed)
-        grid = torch.cartesian_prod(torch.linspace(0.0, 1.0, 11), torch.tensor([0.0, 0.5, 1.0]))
-        cells = data.validation_set.cells
-        contexts = data.matcher.contexts
-        keys = pd.Series(contexts[cells].astype(str)).str.cat(
-            [
-                pd.Series([str(row) for row in data.drug_index[cells] * data.drug_mask[cells]]),
-                pd.Series([str(row) for row in data.drug_dose[cells]]),
-            ],
-            sep="|",
-        )
-        condition, names = pd.factorize(keys)
-        chosen = np.sort(rng.choice(len(names), size=min(len(names), max_conditions), replace=False))
-        module, device = self.module, self.device
-
-        def rows(indices):
-            indices = np.sort(indices)
-            x = torch.as_tensor(np.asarray(data.expression[indices]), device=device)
-            protein = None if data.protein is None else torch.as_tensor(data.protein[indices], device=device)
-            return x, protein
-
-        predicted, observed = [], []
-        module.eval()
-        with module.averaged_weights():
-            for c in chosen:
-                members = cells[condition == c]
-                members = rng.choice(members, size=min(len(members), max_cells), replace=False)
-                controls = np.flatnonzero(data.matcher.is_control & (contexts == contexts[members[0]]))
-                controls = rng.choice(controls, size=min(len(controls), max_cells), replace=False)
-                x_control, protein_control = rows(controls)
-                x, _ = rows(members)
-                change = module.log_expression(x).mean(0) - module.log_expression(x_control).mean(0)
-                n = x_control.shape[0]
-                drug = [
-                    torch.as_tensor(a[members[:1]], device=device).expand(n, -1)
-                    for a in (data.drug_index, data.drug_dose, data.drug_mask)
-                ]
-                predicted.append(module.novelty_predictions(x_control, protein_control, *drug, grid).double().cpu())
-                observed.append(change.double().cpu())
-        module.train()
-        predicted, observed = torch.stack(predicted, dim=1), torch.stack(observed)  # (grid, conditions, genes)
-        top = observed.abs().topk(min(50, observed.shape[1]), dim=1).indices
-        a = torch.gather(predicted, 2, top.expand(len(grid), -1, -1))
-        b = torch.gather(observed, 1, top).expand_as(a)
-        a, b = a - a.mean(dim=2, keepdim=True), b - b.mean(dim=2, keepdim=True)
-        score = ((a * b).sum(dim=2) / (a.norm(dim=2) * b.norm(dim=2)).clamp_min(1e-12)).mean(dim=1)
-        best = grid[int(torch.argmax(score))].tolist()
-        module.set_novelty_shrinkage(*best)
-        logger.info(
-            "Perturbations never trained on: description shrinkage λ = %.1f, state-deviation factor μ = %.1f, chosen "
-            "on %d conditions of %d held-out perturbations (top-50 r %.3f; %.3f without shrinkage).",
-            best[0],
-            best[1],
-            len(chosen),
-            len(data.held_out_perturbations),
-            float(score.max()),
-            float(score[-1]),
-        )
-        self.novelty_shrinkage_ = {
-            f"{a:.1f},{b:.1f}": float(r) for (a, b), r in zip(grid.tolist(), score.tolist(), strict=True)
-        }
+    def _choose_novelty_shrinkage(self, data: PairedPerturbationData) -> None:
+        choose_novelty_shrinkage(self, data)
 
     def _paired_data(
         self, split_key, validation_fraction, batch_size: int | None, seed, storage: str = "memory"
@@ -540,8 +472,6 @@ def _checkpointing(directory: Path, trainer_kwargs: dict) -> dict:
 
 def _merge_history(history: dict, stage_history: dict, stage: str) -> dict:
     """Append one stage's logged metrics to the model's history (new metric names included)."""
-    import pandas as pd
-
     merged = dict(history)
     for key, frame in stage_history.items():
         frame = frame.copy()
