@@ -33,6 +33,7 @@ ABLATIONS: dict[str, dict] = {
     "additive_composition": {"composition": "additive"},
     "pooled_composition": {"composition": "pooled"},
     "no_state_effects": {"state_effects": False},
+    "no_identities": {"perturbation_identities": False},
 }
 
 MODEL = "StateXDiff"
