@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from sxdiff.module import StateXDiffModule
+from sxdiff.module import StateXDiffModule, mismatch_partners
 
 
 def _module(**kwargs) -> StateXDiffModule:
@@ -49,8 +49,8 @@ def test_triplet_negatives_differ_in_targets_and_are_no_subsets():
     #            {0}      {1} same target as 0   {0,2}   {3}     {2}
     index = torch.tensor([[0, 0], [1, 0], [0, 2], [3, 0], [2, 0]])
     mask = torch.tensor([[True, False], [True, False], [True, True], [True, False], [True, False]])
-    partner, found = module._mismatch_partners({"drug_index": index, "drug_mask": mask})
     groups = module.drug_encoder.target_group[index]
+    partner, found = mismatch_partners(groups, mask)
     sets = [set(groups[i][mask[i]].tolist()) for i in range(5)]
     for i in range(5):
         if found[i]:

@@ -1,9 +1,11 @@
 """Torch modules: tensors and losses only, no AnnData."""
 
 from ._composition import Composed, Composition, PerturbationComposer, masked_sum
+from ._decoding import apply_log_change
 from ._denoiser import Condition, DiTDenoiser, MLPDenoiser, timestep_embedding
 from ._drug_encoder import DrugEncoder
 from ._statexdiff import StateXDiffModule
+from ._triplet import mismatch_partners, quality_triplet
 from ._vmcs import VMCS, VMCSState, batch_pearson, cross_correlation, negative_binomial_log_prob
 
 __all__ = [
@@ -17,9 +19,12 @@ __all__ = [
     "PerturbationComposer",
     "StateXDiffModule",
     "VMCSState",
+    "apply_log_change",
     "batch_pearson",
     "cross_correlation",
     "masked_sum",
+    "mismatch_partners",
     "negative_binomial_log_prob",
+    "quality_triplet",
     "timestep_embedding",
 ]

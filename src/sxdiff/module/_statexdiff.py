@@ -28,8 +28,10 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from sxdiff.diffusion import CosineSchedule, ddim_sample, guided_v, min_snr_weight, v_target
 
 from ._composition import Composed, Composition, PerturbationComposer
+from ._decoding import apply_log_change
 from ._denoiser import Condition, DiTDenoiser, MLPDenoiser
 from ._drug_encoder import DrugEncoder, DrugTemplate
+from ._triplet import mismatch_partners, quality_triplet
 from ._vmcs import VMCS, VMCSState
 
 __all__ = ["Stage", "StateXDiffModule"]
@@ -301,28 +303,8 @@ class StateXDiffModule(BaseModuleClass):
     def apply_log_change(
         self, log_values: torch.Tensor, change: torch.Tensor, mean: torch.Tensor | None
     ) -> torch.Tensor:
-        """Source cells' log expression plus a predicted change, with no bias from a floor at zero.
-
-        Values that may be negative (z-scores, L1000) get the change added. Non-negative values (counts,
-        log-normalised data) get increases added and decreases applied multiplicatively, as the fraction
-        ``change / mean`` of the gene's mean among the sources: a cell at 0 stays at 0, the others fall in
-        proportion, and the mean over the sources falls by the predicted amount (down to 0) instead of by the
-        part a clamp at 0 would leave.
-
-        Parameters
-        ----------
-        log_values
-            ``(cells, genes)`` on the scale of :meth:`log_expression`.
-        change
-            ``(cells, genes)`` predicted change of the mean.
-        mean
-            ``(genes,)`` or ``(cells, genes)``: the genes' mean log expression among the source cells (only used,
-            and only needed, for non-negative values).
-        """
-        if not bool(self.nonnegative):
-            return log_values + change
-        factor = (1 + change / mean.clamp_min(1e-6)).clamp_min(0.0)
-        return torch.where(change >= 0, log_values + change, log_values * factor)
+        """Source cells' log expression plus a predicted change (see :func:`~sxdiff.module.apply_log_change`)."""
+        return apply_log_change(log_values, change, mean, nonnegative=bool(self.nonnegative))
 
     # ------------------------------------------------------------------------------------ scvi-tools API
     def _get_inference_input(self, tensors: dict, **kwargs) -> dict:
@@ -421,32 +403,9 @@ class StateXDiffModule(BaseModuleClass):
             out["triplet"] = self._triplet(tensors, condition, composed, x_t, t, v_hat, target, expected, drop, state)
         return out
 
-    def _mismatch_partners(self, tensors: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """For each row, another row of the batch whose perturbation set differs in its targets.
-
-        Neither set's target groups contain the other's (so A is no negative for A+B, and drugs with the same
-        targets are not pushed apart). Tries the next rows in turn; returns ``(partner, found)``.
-        """
-        groups = self.drug_encoder.target_group[tensors["drug_index"]]
-        mask = tensors["drug_mask"]
-        n = groups.shape[0]
-        same = groups[:, None, :, None] == groups[None, :, None, :]  # (i, j, member of i, member of j)
-        in_other = (same & mask[None, :, None, :]).any(dim=3)  # member k of i's set is in j's set
-        i_in_j = (in_other | ~mask[:, None, :]).all(dim=2)
-        j_in_i = i_in_j.T
-        valid = ~(i_in_j | j_in_i)
-        rows = torch.arange(n, device=groups.device)
-        partner, found = rows.clone(), torch.zeros(n, dtype=torch.bool, device=groups.device)
-        for step in range(1, min(n, 8)):
-            candidate = (rows + step) % n
-            take = ~found & valid[rows, candidate]
-            partner = torch.where(take, candidate, partner)
-            found |= take
-        return partner, found
-
     def _triplet(self, tensors, condition, composed, x_t, t, v_hat, target, expected, drop, state) -> torch.Tensor:
         """Quality-aware triplet on the full velocity (the residual's and the expected change's together)."""
-        partner, found = self._mismatch_partners(tensors)
+        partner, found = mismatch_partners(self.drug_encoder.target_group[tensors["drug_index"]], tensors["drug_mask"])
         found = found & ~drop
         if not found.any():
             return torch.zeros((), device=x_t.device)
@@ -473,10 +432,7 @@ class StateXDiffModule(BaseModuleClass):
             )
             full_true = v_hat - sigma * latent_true
             full_mis = v_mis - sigma * composed_mis.latent
-        cos_true = nn.functional.cosine_similarity(full_true, full_target, dim=1)
-        cos_mis = nn.functional.cosine_similarity(full_mis, full_target, dim=1)
-        hinge = torch.relu(cos_mis - cos_true + self.triplet_margin)
-        return (state.quality.detach() * hinge)[found].mean()
+        return quality_triplet(full_true, full_mis, full_target, state.quality.detach(), found, self.triplet_margin)
 
     # ------------------------------------------------------------------------------------ sampling
     @torch.no_grad()
