@@ -8,17 +8,15 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ._on_disk import is_on_disk, row_blocks
+from ._on_disk import is_on_disk, row_blocks, stored_values
 
 __all__ = [
     "ExpressionScale",
-    "check_finite",
     "count_negative",
     "detect_expression_scale",
     "get_expression",
     "log_normalize",
     "mean_expression",
-    "stored_values",
 ]
 
 ExpressionScale = Literal["counts", "log1p", "normal"]
@@ -38,39 +36,6 @@ def get_expression(adata: AnnData, layer: str | None = None):
             "Pass `layer=None` to use `adata.X`."
         )
     return adata.layers[layer]
-
-
-def stored_values(matrix) -> np.ndarray:
-    """The stored values of a dense or sparse matrix (explicit entries only for sparse)."""
-    if sp.issparse(matrix):
-        return np.asarray(matrix.data)
-    return np.asarray(matrix)
-
-
-def check_finite(matrix, *, where: str) -> None:
-    """Raise ``ValueError`` if the matrix holds NaN or infinite values.
-
-    Parameters
-    ----------
-    matrix
-        Dense array, scipy sparse matrix, or a matrix on disk (backed ``X``), checked block by block.
-    where
-        What the matrix is (e.g. ``"adata.X"``), used in the message.
-    """
-    n_nan = n_infinite = 0
-    for block in row_blocks(matrix):
-        values = stored_values(block)
-        if not np.issubdtype(values.dtype, np.number):
-            raise ValueError(f"{where} has dtype {values.dtype}; expression values must be numeric.")
-        bad = ~np.isfinite(values)
-        if bad.any():
-            nan = int(np.isnan(values).sum())
-            n_nan, n_infinite = n_nan + nan, n_infinite + int(bad.sum()) - nan
-    if n_nan or n_infinite:
-        raise ValueError(
-            f"{where} contains {n_nan} NaN and {n_infinite} infinite value(s). Remove or "
-            "impute them (e.g. `adata = adata[~np.isnan(adata.X).any(axis=1)]`) before using sxdiff."
-        )
 
 
 def count_negative(matrix) -> int:

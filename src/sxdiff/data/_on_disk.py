@@ -3,6 +3,7 @@
 AnnData opened with ``backed="r"`` keeps ``X`` in the file: an :class:`h5py.Dataset` (dense) or an
 :class:`anndata.abc.CSRDataset` (sparse). Everything that reads expression values goes through
 :class:`RowReader`, which reads only the rows asked for, so memory does not grow with the number of cells.
+Whole-matrix checks (:func:`check_finite`) read the matrix in blocks of rows (:func:`row_blocks`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["RowReader", "contiguous_runs", "is_on_disk", "row_blocks"]
+__all__ = ["RowReader", "check_finite", "contiguous_runs", "is_on_disk", "row_blocks", "stored_values"]
 
 
 def is_on_disk(matrix) -> bool:
@@ -98,8 +99,6 @@ class RowReader:
         self.max_gap = max_gap
         self.check = check if self.on_disk else None
         if check is not None and not self.on_disk:
-            from ._expression import check_finite
-
             check_finite(matrix, where=check)
         self.shape = tuple(matrix.shape)
         self._csr_parts = None  # (data, indices, indptr) of a backed CSR matrix, read run by run
@@ -113,8 +112,6 @@ class RowReader:
     def __getitem__(self, rows) -> np.ndarray:
         values = self._read(rows)
         if self.check is not None:
-            from ._expression import check_finite
-
             check_finite(values, where=self.check)
         return values
 
@@ -155,3 +152,36 @@ def row_blocks(matrix, rows_per_block: int = 20_000) -> Iterator[object]:
         return
     for start in range(0, matrix.shape[0], rows_per_block):
         yield matrix[start : min(start + rows_per_block, matrix.shape[0])]
+
+
+def stored_values(matrix) -> np.ndarray:
+    """The stored values of a dense or sparse matrix (explicit entries only for sparse)."""
+    if sp.issparse(matrix):
+        return np.asarray(matrix.data)
+    return np.asarray(matrix)
+
+
+def check_finite(matrix, *, where: str) -> None:
+    """Raise ``ValueError`` if the matrix holds NaN or infinite values.
+
+    Parameters
+    ----------
+    matrix
+        Dense array, scipy sparse matrix, or a matrix on disk (backed ``X``), checked block by block.
+    where
+        What the matrix is (e.g. ``"adata.X"``), used in the message.
+    """
+    n_nan = n_infinite = 0
+    for block in row_blocks(matrix):
+        values = stored_values(block)
+        if not np.issubdtype(values.dtype, np.number):
+            raise ValueError(f"{where} has dtype {values.dtype}; expression values must be numeric.")
+        bad = ~np.isfinite(values)
+        if bad.any():
+            nan = int(np.isnan(values).sum())
+            n_nan, n_infinite = n_nan + nan, n_infinite + int(bad.sum()) - nan
+    if n_nan or n_infinite:
+        raise ValueError(
+            f"{where} contains {n_nan} NaN and {n_infinite} infinite value(s). Remove or "
+            "impute them (e.g. `adata = adata[~np.isnan(adata.X).any(axis=1)]`) before using sxdiff."
+        )

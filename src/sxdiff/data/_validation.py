@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ._expression import ExpressionScale, check_finite, count_negative, detect_expression_scale, get_expression
+from ._expression import ExpressionScale, count_negative, detect_expression_scale, get_expression
+from ._on_disk import check_finite
 from ._perturbation_sets import parse_doses, parse_perturbations
 
 __all__ = ["PerturbationData", "resolve_obs_column", "validate_perturbation_data"]

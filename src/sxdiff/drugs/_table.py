@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from ._bundled_tables import first_smiles_per_name, read_bundled_file
 from ._names import normalize_drug_name
 from ._structure import canonical_smiles
 
@@ -264,9 +266,7 @@ class DrugTable:
         >>> "HDAC1" in table["panobinostat"]["targets"]
         True
         """
-        from ._bundled_tables import load_bundled_tables
-
-        return load_bundled_tables(tuple(sources))
+        return _bundled_tables(tuple(sources))
 
     @classmethod
     def coerce(cls, drug_table: DrugTable | pd.DataFrame | None) -> DrugTable:
@@ -384,3 +384,40 @@ class DrugTable:
                 "source": str(state["source"][i]),
             }
         return cls(pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS))
+
+
+@cache
+def _bundled_table(source: str) -> DrugTable:
+    """One bundled table (``"chemcpa"``, ``"drugcentral"`` or ``"lincs"``), built once per process."""
+    if source == "chemcpa":
+        frame = read_bundled_file("chemcpa_sciplex3_smiles.tsv")
+        return DrugTable.from_dataframe(
+            frame, name_col="drug", smiles_col="smiles", moa_col="pathway", source="chemCPA"
+        )
+    if source == "drugcentral":
+        targets = read_bundled_file("drugcentral_targets.tsv.gz")
+        smiles = read_bundled_file("drugcentral_smiles.tsv.gz")
+        structure = DrugTable.from_dataframe(smiles, name_col="drug", smiles_col="smiles", source="DrugCentral")
+        mechanism = DrugTable.from_dataframe(
+            targets,
+            name_col="drug",
+            smiles_col=None,
+            targets_col="genes",
+            actions_col="action_type",
+            source="DrugCentral",
+        )
+        return structure.merge(mechanism)
+    if source == "lincs":
+        frame = read_bundled_file("lincs_compounds.tsv.gz")
+        frame = frame[~frame["drug"].str.startswith("BRD-")]
+        return DrugTable._from_records(first_smiles_per_name(frame), kind="drug", source="LINCS")
+    raise ValueError(f"Unknown bundled drug table {source!r}; choose 'chemcpa', 'drugcentral' or 'lincs'.")
+
+
+@cache
+def _bundled_tables(sources: tuple[str, ...]) -> DrugTable:
+    """The bundled tables merged in order of priority, built once per process (DrugTables are not mutated)."""
+    table = DrugTable()
+    for source in sources:
+        table = table.merge(_bundled_table(source))
+    return table

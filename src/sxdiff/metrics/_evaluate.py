@@ -9,7 +9,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from sxdiff.data._expression import check_finite, get_expression, mean_expression
+from sxdiff.data._expression import get_expression, mean_expression
+from sxdiff.data._on_disk import check_finite
 from sxdiff.data._validation import resolve_obs_column
 
 from ._challenge_metrics import discrimination_scores

@@ -15,7 +15,8 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
-from sxdiff.data._expression import check_finite, detect_expression_scale, log_normalize
+from sxdiff.data._expression import detect_expression_scale, log_normalize
+from sxdiff.data._on_disk import check_finite
 from sxdiff.data._protein import clr, coding_genes, is_isotype_control
 from sxdiff.module._protein_translator import ProteinTranslatorModule
 

@@ -11,7 +11,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from sxdiff.data._expression import check_finite, detect_expression_scale, get_expression, log_normalize
+from sxdiff.data._expression import detect_expression_scale, get_expression, log_normalize
+from sxdiff.data._on_disk import check_finite
 from sxdiff.data._protein import coding_genes
 
 __all__ = ["knowledge_proxy", "protein_context"]
