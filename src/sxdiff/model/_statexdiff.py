@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import torch
 from anndata import AnnData
 from mudata import MuData
@@ -23,7 +22,9 @@ from sxdiff.data._validation import resolve_obs_column
 from sxdiff.drugs._features import DrugFeatures
 from sxdiff.module._statexdiff import Stage, StateXDiffModule
 from sxdiff.train import PairedPerturbationData, StateXDiffTrainingPlan
+from sxdiff.train._checkpoint import resume_checkpointing
 from sxdiff.train._denormals import flush_denormals
+from sxdiff.train._history import merge_history
 from sxdiff.train._perturbation_holdout import hold_out_perturbations
 
 from ._novelty_shrinkage import choose_novelty_shrinkage
@@ -316,7 +317,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         stage_kwargs = dict(run["trainer_kwargs"])
         label = label or name
         if run["checkpoint_dir"] is not None:
-            stage_kwargs.update(_checkpointing(Path(run["checkpoint_dir"]) / label, stage_kwargs))
+            stage_kwargs.update(resume_checkpointing(Path(run["checkpoint_dir"]) / label, stage_kwargs))
         self.module.set_stage(name)
         plan = StateXDiffTrainingPlan(
             self.module,
@@ -338,7 +339,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         )
         self.is_trained_ = False  # scvi-tools would otherwise keep only the first stage's metric names
         runner()
-        return _merge_history(previous, self.history_ or {}, label)
+        return merge_history(previous, self.history_ or {}, label)
 
     def _choose_novelty_shrinkage(self, data: PairedPerturbationData) -> None:
         choose_novelty_shrinkage(self, data)
@@ -455,28 +456,3 @@ def _members(data: PairedPerturbationData, cells: np.ndarray) -> tuple[torch.Ten
     index, mask = data.drug_index[cells], data.drug_mask[cells].astype(bool)
     single = mask.sum(axis=1) == 1
     return torch.as_tensor(np.unique(index[mask])), torch.as_tensor(np.unique(index[single][mask[single]]))
-
-
-def _checkpointing(directory: Path, trainer_kwargs: dict) -> dict:
-    """Trainer arguments that write ``last.ckpt`` every epoch into ``directory`` and resume from it."""
-    from sxdiff.train._checkpoint import ResumeCheckpoint
-
-    checkpoint = ResumeCheckpoint(directory)
-    last = directory / "last.ckpt"
-    out = {"callbacks": [*trainer_kwargs.get("callbacks", []), checkpoint], "enable_checkpointing": True}
-    if last.exists():
-        logger.info("Resuming from %s", last)
-        out["ckpt_path"] = str(last)
-    return out
-
-
-def _merge_history(history: dict, stage_history: dict, stage: str) -> dict:
-    """Append one stage's logged metrics to the model's history (new metric names included)."""
-    merged = dict(history)
-    for key, frame in stage_history.items():
-        frame = frame.copy()
-        frame["stage"] = stage
-        merged[key] = (
-            pd.concat([merged[key], frame], ignore_index=True) if key in merged else frame.reset_index(drop=True)
-        )
-    return merged

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from scvi.train import SaveCheckpoint
 
-__all__ = ["ResumeCheckpoint"]
+__all__ = ["ResumeCheckpoint", "resume_checkpointing"]
+
+logger = logging.getLogger(__name__)
 
 
 class ResumeCheckpoint(SaveCheckpoint):
@@ -29,3 +32,26 @@ class ResumeCheckpoint(SaveCheckpoint):
     _update_best_and_save = ModelCheckpoint._update_best_and_save
     on_train_end = ModelCheckpoint.on_train_end
     on_train_batch_end = ModelCheckpoint.on_train_batch_end
+
+
+def resume_checkpointing(directory: Path, trainer_kwargs: dict) -> dict:
+    """Trainer arguments that write ``last.ckpt`` every epoch into ``directory`` and resume from it.
+
+    Parameters
+    ----------
+    directory
+        Folder of this training stage's checkpoint.
+    trainer_kwargs
+        The trainer arguments so far; their ``callbacks`` are kept, the checkpoint callback added.
+
+    Returns
+    -------
+    ``callbacks`` and ``enable_checkpointing``, plus ``ckpt_path`` when ``directory/last.ckpt`` exists.
+    """
+    checkpoint = ResumeCheckpoint(directory)
+    last = directory / "last.ckpt"
+    out = {"callbacks": [*trainer_kwargs.get("callbacks", []), checkpoint], "enable_checkpointing": True}
+    if last.exists():
+        logger.info("Resuming from %s", last)
+        out["ckpt_path"] = str(last)
+    return out
