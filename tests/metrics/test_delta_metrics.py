@@ -2,8 +2,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
-from sxdiff.metrics import evaluate, mse_delta, pearson_delta, top_deg_indices
+from sxdiff.metrics import evaluate, mean_deltas, mse_delta, pearson_delta, top_deg_indices
 
 
 def test_pearson_delta_matches_numpy_on_random_data():
@@ -73,3 +74,14 @@ def test_evaluate_refuses_no_shared_condition():
     b = _cells(np.zeros((1, 3)), "B", "a", "y")
     with pytest.raises(ValueError, match="No \\(context, condition\\)"):
         evaluate(b, a, a)
+
+
+def test_mean_deltas_read_the_layer_of_sparse_cells_and_feed_the_delta_metrics():
+    rng = np.random.default_rng(1)
+    cells = [rng.poisson(2.0, size=(n, 8)).astype(float) for n in (5, 7, 9)]
+    pred, true, control = (ad.AnnData(np.zeros_like(c), layers={"counts": sp.csr_matrix(c)}) for c in cells)
+    pred_delta, true_delta = mean_deltas(pred, true, control, layer="counts")
+    means = [c.mean(axis=0) for c in cells]
+    np.testing.assert_allclose(pred_delta, means[0] - means[2])
+    np.testing.assert_allclose(true_delta, means[1] - means[2])
+    assert np.corrcoef(pred_delta, true_delta)[0, 1] == pytest.approx(pearson_delta(*means))

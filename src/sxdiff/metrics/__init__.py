@@ -2,7 +2,7 @@
 
 from ._ceiling import ceiling, null_floor
 from ._challenge_metrics import de_overlap, differential_expression, discrimination_chance, discrimination_scores, mae
-from ._delta_metrics import deg_direction_agreement, mse_delta, pearson_delta, r2_means, top_deg_indices
+from ._delta_metrics import deg_direction_agreement, mean_deltas, mse_delta, pearson_delta, r2_means, top_deg_indices
 from ._distances import PCASpace, energy_distance, mmd
 from ._evaluate import evaluate, pca_space
 from ._interaction import (
@@ -29,6 +29,7 @@ __all__ = [
     "interaction_scores",
     "interaction_stratum",
     "mae",
+    "mean_deltas",
     "mmd",
     "mse_delta",
     "null_floor",

@@ -3,8 +3,44 @@
 from __future__ import annotations
 
 import numpy as np
+from anndata import AnnData
 
-__all__ = ["deg_direction_agreement", "mse_delta", "pearson_delta", "r2_means", "top_deg_indices"]
+from sxdiff.data._expression import get_expression, mean_expression
+
+__all__ = ["deg_direction_agreement", "mean_deltas", "mse_delta", "pearson_delta", "r2_means", "top_deg_indices"]
+
+
+def mean_deltas(
+    adata_pred: AnnData, adata_true: AnnData, adata_control: AnnData, layer: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and true mean change per gene from the mean of the real control cells.
+
+    The deltas every metric here compares (``pred_mean - control_mean``, ``true_mean - control_mean``),
+    computed from cells: the plots of :mod:`sxdiff.pl` draw them.
+
+    Parameters
+    ----------
+    adata_pred, adata_true, adata_control
+        Predicted and true cells of one condition, and the real control cells of their context.
+    layer
+        Layer with the expression values (``None``: ``X``), the same in all three.
+
+    Returns
+    -------
+    ``(predicted, true)`` deltas, float64 arrays of one value per gene.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anndata import AnnData
+    >>> control = AnnData(np.array([[1.0, 1.0], [3.0, 1.0]]))
+    >>> pred, true = mean_deltas(AnnData(np.array([[2.0, 2.0]])), AnnData(np.array([[4.0, 1.0]])), control)
+    >>> pred.tolist(), true.tolist()
+    ([0.0, 1.0], [2.0, 0.0])
+    """
+    control = mean_expression(get_expression(adata_control, layer))
+    pred_delta = mean_expression(get_expression(adata_pred, layer)) - control
+    return pred_delta, mean_expression(get_expression(adata_true, layer)) - control
 
 
 def top_deg_indices(true_delta: np.ndarray, top_k: int | None) -> np.ndarray:

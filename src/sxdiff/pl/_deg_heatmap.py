@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from anndata import AnnData
 
-from sxdiff.metrics import top_deg_indices
+from sxdiff.metrics import mean_deltas, top_deg_indices
 
-from ._utils import finish, mean_changes, new_axes
+from ._utils import finish, new_axes
 
 __all__ = ["deg_heatmap"]
 
@@ -59,7 +59,7 @@ def deg_heatmap(
     >>> true = adata[adata.obs["perturbation"] == "KLF1"]
     >>> ax = sxdiff.pl.deg_heatmap(true, true, ctrl, n_genes=10, show=False)
     """
-    pred_delta, true_delta = mean_changes(adata_pred, adata_true, adata_control, layer)
+    pred_delta, true_delta = mean_deltas(adata_pred, adata_true, adata_control, layer)
     genes = top_deg_indices(true_delta, n_genes)[:n_genes]
     values = np.vstack([true_delta[genes], pred_delta[genes]])
     limit = float(np.abs(values).max()) or 1.0

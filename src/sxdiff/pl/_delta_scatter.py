@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from anndata import AnnData
 
-from sxdiff.metrics import pearson_delta, top_deg_indices
+from sxdiff.metrics import mean_deltas, pearson_delta, top_deg_indices
 
-from ._utils import finish, mean_changes, new_axes
+from ._utils import finish, new_axes
 
 __all__ = ["delta_scatter"]
 
@@ -61,7 +61,7 @@ def delta_scatter(
     >>> true = adata[adata.obs["perturbation"] == "KLF1"]
     >>> ax = sxdiff.pl.delta_scatter(true, true, ctrl, show=False)
     """
-    pred_delta, true_delta = mean_changes(adata_pred, adata_true, adata_control, layer)
+    pred_delta, true_delta = mean_deltas(adata_pred, adata_true, adata_control, layer)
     ax, created = new_axes(ax, (4.5, 4.5))
     ax.scatter(true_delta, pred_delta, s=8, c="0.4", alpha=0.7, linewidths=0, rasterized=True)
     lo = float(min(true_delta.min(), pred_delta.min()))

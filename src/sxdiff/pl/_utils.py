@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["finish", "mean_changes", "new_axes"]
-
-
-def mean_changes(adata_pred, adata_true, adata_control, layer: str | None):
-    """``(predicted, true)`` mean change from the mean of the real controls, per gene."""
-    from sxdiff.data._expression import get_expression, mean_expression
-
-    control = mean_expression(get_expression(adata_control, layer))
-    pred_delta = mean_expression(get_expression(adata_pred, layer)) - control
-    return pred_delta, mean_expression(get_expression(adata_true, layer)) - control
+__all__ = ["finish", "new_axes"]
 
 
 def new_axes(ax, figsize: tuple[float, float]):
