@@ -1,16 +1,17 @@
-"""Training and prediction from AnnData stores on disk (backed ``.h5ad``): rows read per minibatch, never whole."""
+"""Training and prediction from AnnData stores on disk (backed ``.h5ad``): rows read per minibatch, never whole.
+
+Reading rows and checking stores are tested in ``tests/data/test_on_disk.py``.
+"""
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 import torch
 
 import sxdiff
-from sxdiff.data._on_disk import RowReader, contiguous_runs, is_on_disk
+from sxdiff.data._on_disk import RowReader
 from sxdiff.datasets.synthetic import drug_table, expected_log_mean, perturbation_data
-from sxdiff.train._paired_data import _BlockPermutation
 
 KEYS = {"perturbation_key": "perturbation", "control_value": "control", "dose_key": "dose", "context_key": "context"}
 SMALL = {"n_latent": 8, "n_hidden": 64, "d_model": 64}
@@ -37,53 +38,7 @@ def stored(tmp_path_factory):
     return adata, path
 
 
-@pytest.mark.parametrize("layout", ["csr", "dense"])
-def test_row_reader_returns_rows_in_the_order_asked_from_disk(tmp_path, layout):
-    matrix = sp.random(300, 7, density=0.3, format="csr", random_state=0, dtype=np.float32)
-    data = ad.AnnData(matrix if layout == "csr" else matrix.toarray())
-    data.write_h5ad(tmp_path / "m.h5ad")
-    backed = ad.read_h5ad(tmp_path / "m.h5ad", backed="r")
-    reader = RowReader(backed.X, max_gap=4)
-    assert reader.on_disk
-    assert is_on_disk(backed.X)
-    assert not is_on_disk(matrix)
-    rows = np.array([299, 5, 6, 5, 100, 0, 7, 150, 151, 152])  # unsorted, repeated, runs and gaps
-    np.testing.assert_array_equal(reader[rows], matrix.toarray()[rows])
-    np.testing.assert_array_equal(reader[10:20], matrix.toarray()[10:20])
-    assert contiguous_runs(np.unique(rows), max_gap=4) == [(0, 8), (100, 101), (150, 153), (299, 300)]
-
-
-def test_row_reader_reads_csc_in_memory_and_refuses_it_on_disk(tmp_path):
-    matrix = sp.random(30, 4, density=0.5, format="csc", random_state=1, dtype=np.float32)
-    np.testing.assert_array_equal(RowReader(matrix)[np.array([3, 0, 29])], matrix.toarray()[[3, 0, 29]])
-    ad.AnnData(matrix).write_h5ad(tmp_path / "csc.h5ad")
-    with pytest.raises(ValueError, match=r"stored by columns \(CSC\).*tocsr"):
-        RowReader(ad.read_h5ad(tmp_path / "csc.h5ad", backed="r").X)
-
-
-def test_row_reader_takes_masks_and_negative_rows_on_disk(tmp_path):
-    matrix = sp.random(20, 3, density=0.5, format="csr", random_state=2, dtype=np.float32)
-    ad.AnnData(matrix).write_h5ad(tmp_path / "m.h5ad")
-    reader = RowReader(ad.read_h5ad(tmp_path / "m.h5ad", backed="r").X)
-    mask = np.zeros(20, dtype=bool)
-    mask[[2, 7]] = True
-    np.testing.assert_array_equal(reader[mask], matrix.toarray()[mask])
-    np.testing.assert_array_equal(reader[np.array([-1, 0])], matrix.toarray()[[19, 0]])
-
-
-def test_block_permutation_is_a_seeded_permutation_of_nearby_runs():
-    order = list(_BlockPermutation(1000, seed=3, block=16, window=8))
-    assert sorted(order) == list(range(1000))
-    assert order == list(_BlockPermutation(1000, seed=3, block=16, window=8))
-    assert order != list(_BlockPermutation(1000, seed=4, block=16, window=8))
-    # a minibatch of 64 touches at most one window (8 blocks of 16 consecutive cells): 8 runs, not 64
-    for start in range(0, 1000 - 64, 128):
-        batch = np.sort(order[start : start + 64])
-        assert len(contiguous_runs(batch, max_gap=16)) <= 8
-    assert np.corrcoef(np.arange(1000), order)[0, 1] < 0.2  # the whole order is still shuffled
-
-
-def test_validation_reads_a_backed_store_in_blocks(stored, tmp_path):
+def test_setup_refuses_a_backed_store_with_nan(stored, tmp_path):
     adata, _ = stored
     bad = adata.copy()
     bad.X = bad.X.toarray()
@@ -92,8 +47,6 @@ def test_validation_reads_a_backed_store_in_blocks(stored, tmp_path):
     backed = ad.read_h5ad(tmp_path / "bad.h5ad", backed="r")
     with pytest.raises(ValueError, match=r"adata.X contains 1 NaN"):
         sxdiff.model.StateXDiff.setup_anndata(backed, **KEYS)
-    found = sxdiff.data.validate_perturbation_data(ad.read_h5ad(stored[1], backed="r"), **KEYS)
-    assert found.expression_scale == "counts"
 
 
 @pytest.mark.slow
