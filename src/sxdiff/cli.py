@@ -21,6 +21,7 @@ def _demo(args: argparse.Namespace) -> int:
     tasks = list(TASK_GROUPS["core"]) if args.task == "all" else [args.task]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    print(f"Baselines (control, mean shift) on {', '.join(tasks)}...", flush=True)
     table = run_tasks(tasks, methods=("control", "mean_shift"), seed=args.seed)
     table.to_csv(out / "metrics.csv", index=False)
     summary = summarize(table)
@@ -42,8 +43,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _demo_model(out: Path, epochs: int | None, seed: int, quiet: bool = True):
-    """Train StateXDiff on the glioblastoma fold without PW034; score and plot it beside the baselines."""
+    """Train StateXDiff on the glioblastoma fold without PW034; score and plot it beside the baselines.
+
+    Training logs a few progress lines per stage (epoch, losses, seconds) even without ``--verbose``.
+    """
     from sxdiff.benchmark import compare_on_fold
+    from sxdiff.train import EpochProgressLog
 
     if quiet:  # importing scvi resets Lightning's log level (scvi.settings.verbosity): silence it afterwards
         import scvi
@@ -51,9 +56,19 @@ def _demo_model(out: Path, epochs: int | None, seed: int, quiet: bool = True):
         scvi.settings.verbosity = logging.ERROR
         for name in ("lightning", "lightning.pytorch", "scvi"):
             logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("sxdiff.train._progress").setLevel(logging.INFO)
 
+    budget = "default training budget" if epochs is None else f"{epochs} epochs"
+    print(
+        f"\nTraining StateXDiff on the glioblastoma patients other than {DEMO_PATIENT} ({budget}), then predicting "
+        f"{DEMO_PATIENT}; progress below.",
+        flush=True,
+    )
     path = out / f"demo_glioblastoma_{DEMO_PATIENT}.png"
-    scores, _ = compare_on_fold("glioblastoma_unseen_patient", (DEMO_PATIENT,), epochs=epochs, seed=seed, figure=path)
+    progress = {"callbacks": [EpochProgressLog(n_lines=5)]}
+    scores, _ = compare_on_fold(
+        "glioblastoma_unseen_patient", (DEMO_PATIENT,), epochs=epochs, seed=seed, figure=path, train_kwargs=progress
+    )
     return scores, path
 
 

@@ -5,9 +5,11 @@ from sxdiff.benchmark import TASK_GROUPS, TASKS, run_tasks, summarize
 from sxdiff.cli import main
 
 
-def test_demo_cli_writes_results_and_mean_shift_beats_control(tmp_path, capsys):
+def test_demo_cli_writes_results_and_mean_shift_beats_control(tmp_path, capsys, caplog):
     assert main(["demo", "--out", str(tmp_path), "--epochs", "2"]) == 0
     printed = capsys.readouterr().out
+    progress = [r.getMessage() for r in caplog.records if r.name == "sxdiff.train._progress"]
+    assert "StateXDiff, state stage: epoch 1/1" in progress[1]  # training shows progress without --verbose
     assert "glioblastoma_unseen_patient" in printed
     assert "mean_shift" in printed
     assert "StateXDiff (2 epochs) on the unseen patient PW034" in printed
