@@ -35,8 +35,8 @@ def test_parse_doses_default_only_when_asked():
     with pytest.raises(ValueError, match="default_dose"):
         parse_doses([0, float("nan")], sets)
     assert parse_doses([0, float("nan")], sets, default_dose=1.0) == [(), (1.0,)]
-    with pytest.raises(ValueError, match="No dose column"):
-        parse_doses(None, sets)
+    # no dose column at all: every perturbation is one unit of dose (a stimulation, a knock-down)
+    assert parse_doses(None, sets) == [(), (1.0,)]
     assert parse_doses(None, sets, default_dose=2.0) == [(), (2.0,)]
 
 

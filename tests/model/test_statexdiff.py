@@ -127,12 +127,14 @@ def test_bad_input_is_refused_clearly(trained):
         model.train(max_epochs=1, stage="everything")
 
 
-def test_setup_needs_drug_features_and_leaves_data_valid():
+def test_setup_describes_perturbations_itself_only_after_validation():
     adata = perturbation_data(n_genes=20, n_drugs=2, n_combinations=0, n_cells_per_condition=5, n_control_cells=10)
-    with pytest.raises(KeyError, match=r"sxdiff.pp.drug_features"):
-        StateXDiff.setup_anndata(adata, **KEYS)
     with pytest.raises(ValueError, match="Control value 'DMSO'"):
         StateXDiff.setup_anndata(adata, **{**KEYS, "control_value": "DMSO"})
+    assert "sxdiff_drugs" not in adata.uns  # nothing written when validation fails
+    StateXDiff.setup_anndata(adata, **KEYS)  # no pp.drug_features first: setup runs it with its defaults
+    assert sorted(adata.uns["sxdiff_drugs"]["names"]) == ["drug_0", "drug_1"]
+    assert len(StateXDiff(adata, **SMALL)._features().names) == 2
 
 
 def test_two_models_on_two_datasets_do_not_interfere():

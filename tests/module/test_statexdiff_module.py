@@ -110,3 +110,26 @@ def test_sampling_noise_follows_the_generator():
     ]
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
+
+
+def test_the_composer_reads_states_through_the_nearest_anchor():
+    module = _module(n_state_anchors=2)
+    generator = torch.Generator().manual_seed(0)
+    n_state = module.n_state
+    centres = torch.zeros(2, n_state)
+    centres[1, 0] = 20.0
+    states = torch.cat([centres[i] + torch.randn(300, n_state, generator=generator) for i in range(2)])
+    module.calibrate(torch.randn(600, n_state, generator=generator), states, nonnegative=True)
+    assert int(module.n_anchors) == 2
+    anchored = module.anchor(states)
+    # every cell is read as one of the two anchors, each close to its cluster's centre
+    assert torch.unique(anchored, dim=0).shape[0] == 2
+    assert torch.allclose(anchored[:300].mean(0), centres[0], atol=0.3)
+    assert torch.allclose(anchored[300:].mean(0), centres[1], atol=0.3)
+    # at most one anchor per 50 cells
+    module.calibrate(torch.randn(60, n_state, generator=generator), states[::10], nonnegative=True)
+    assert int(module.n_anchors) == 1
+    # without anchors the composer sees each cell's own state
+    plain = _module(n_state_anchors=0)
+    plain.calibrate(torch.randn(600, n_state, generator=generator), states, nonnegative=True)
+    assert torch.equal(plain.anchor(states), states)

@@ -34,6 +34,7 @@ ABLATIONS: dict[str, dict] = {
     "pooled_composition": {"composition": "pooled"},
     "no_state_effects": {"state_effects": False},
     "no_identities": {"perturbation_identities": False},
+    "no_state_anchors": {"state_anchors": 0},
 }
 
 MODEL = "StateXDiff"

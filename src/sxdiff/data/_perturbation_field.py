@@ -90,7 +90,7 @@ class PerturbationSetField(BaseAnnDataField):
             None if self.dose_key is None else resolve_obs_column(adata, self.dose_key).tolist(),
             sets,
             delimiter=self.delimiter,
-            default_dose=self.default_dose if self.dose_key is not None else (self.default_dose or 1.0),
+            default_dose=self.default_dose,
             column=self.dose_key or "dose",
         )
         unseen = sorted({m for s in sets for m in s} - set(vocabulary))

@@ -159,14 +159,15 @@ def parse_doses(
     ----------
     doses
         One dose per cell: a number, or a string like ``"1+0.5"`` matching the combination's members.
-        A single number for a combination applies to every member. ``None`` means no dose column.
+        A single number for a combination applies to every member. ``None`` means no dose column: every
+        perturbation is then one unit of dose (``default_dose`` if given), as for a stimulation or a knock-down.
     perturbation_sets
         Output of :func:`parse_perturbations`.
     delimiter
         Separator of the per-member doses.
     default_dose
-        Dose used where a perturbed cell has no dose (NaN) or there is no dose column at all. Missing
-        doses are an error unless this is given.
+        Dose used where a perturbed cell has no dose (NaN), and for every perturbation when there is no dose
+        column (1.0 if not given). Missing values in a dose column are an error unless this is given.
     column
         Name of the dose column, used in error messages.
 
@@ -178,21 +179,19 @@ def parse_doses(
     ------
     ValueError
         Doses that are not numbers, negative or infinite, a dose count that does not match the
-        combination, or a missing dose without ``default_dose``.
+        combination, or a missing value in a dose column without ``default_dose``.
 
     Examples
     --------
     >>> parse_doses(["0", "1+0.5"], [(), ("A", "B")])
     [(), (1.0, 0.5)]
+    >>> parse_doses(None, [(), ("IFNB",)])  # no dose column: one unit of dose
+    [(), (1.0,)]
     """
     sets = list(perturbation_sets)
     if doses is None:
-        if default_dose is None and any(sets):
-            raise ValueError(
-                "No dose column was given for perturbed cells. Pass a dose column, or "
-                "`default_dose=1.0` to treat every perturbation as one unit of dose."
-            )
-        return [(float(default_dose),) * len(s) if s else () for s in sets]
+        unit = 1.0 if default_dose is None else float(default_dose)
+        return [(unit,) * len(s) if s else () for s in sets]
     dose_list = list(doses)
     if len(dose_list) != len(sets):
         raise ValueError(f"Got {len(dose_list)} doses for {len(sets)} perturbation labels.")

@@ -193,7 +193,8 @@ def validate_perturbation_data(
     delimiter
         Separator of combination members in labels and doses.
     default_dose
-        Dose to use for perturbed cells without one; missing doses are an error otherwise.
+        Dose for perturbed cells without one in ``dose_key`` (missing values are an error otherwise). Without a
+        ``dose_key`` every perturbation is one unit of dose (or ``default_dose``).
     require_controls
         Whether control cells must exist (always true for training data).
     check_expression

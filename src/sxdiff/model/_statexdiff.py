@@ -81,6 +81,11 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         Give every perturbation described at training time a learned identity vector next to its description, so
         that trained perturbations are reproduced as measured rather than only as far as their description explains
         them (perturbations described later have none and rely on their description alone).
+    state_anchors
+        Most state anchors: the state-dependent part of an effect reads a source cell through the nearest of up to
+        this many k-means centroids of the training controls' states (at least 50 cells each), not through the
+        cell's own state, which also encodes its noise (see :meth:`~sxdiff.module.StateXDiffModule.anchor`).
+        ``0``: each cell's own state (the ablation).
     drug_features, protein_names, protein_reliability
         Filled by the model itself (recorded so that a saved model loads without the training data).
 
@@ -121,6 +126,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         state_effect_penalty: float = 0.1,
         interaction_penalty: float = 1.0,
         perturbation_identities: bool = True,
+        state_anchors: int = 16,
         drug_features: dict | None = None,
         protein_names: list[str] | None = None,
         protein_reliability: list[float] | None = None,
@@ -170,6 +176,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             state_effect_penalty=state_effect_penalty,
             interaction_penalty=interaction_penalty,
             n_identities=len(features.names) if perturbation_identities else 0,
+            n_state_anchors=state_anchors,
         )
         self._install_drug_features(features)
         if len(self.protein_names_):
@@ -315,6 +322,8 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
     def _run_stage(self, name: str, epochs: int, data, previous: dict, run: dict, label: str | None = None) -> dict:
         """Run one training stage under the scvi-tools loop; returns the history with this stage's metrics appended."""
         stage_kwargs = dict(run["trainer_kwargs"])
+        if "callbacks" in stage_kwargs:  # scvi-tools appends its own (early stopping) to the list it is given
+            stage_kwargs["callbacks"] = list(stage_kwargs["callbacks"])
         label = label or name
         if run["checkpoint_dir"] is not None:
             stage_kwargs.update(resume_checkpointing(Path(run["checkpoint_dir"]) / label, stage_kwargs))
@@ -412,7 +421,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             changes.append((out["state"].z - out["state_control"].z).cpu())
             controls.append(out["state_control"].z.cpu())
             smallest = min(smallest, float(batch["x"].min()), float(batch["x_control"].min()))
-        self.module.calibrate(torch.cat(changes), torch.cat(controls), nonnegative=smallest >= 0)
+        self.module.calibrate(torch.cat(changes), torch.cat(controls), nonnegative=smallest >= 0, seed=data.seed)
         self.module.train()
 
     # ------------------------------------------------------------------------------------------ prediction

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import numpy as np
@@ -20,8 +21,36 @@ from sxdiff.data._validation import validate_perturbation_data
 
 __all__ = ["PERTURBATION_KEY", "PROTEIN_KEY", "StateXDiffSetupMixin"]
 
+logger = logging.getLogger(__name__)
+
 PROTEIN_KEY = "protein"
 PERTURBATION_KEY = "perturbation_set"
+
+
+def _describe_perturbations(adata, perturbation_key: str, control_value: str, delimiter: str, key: str) -> None:
+    """``sxdiff.pp.drug_features`` with its defaults, for data registered without it (after validation passed).
+
+    Perturbations the bundled tables know get their structure and targets; the others (a cytokine, a label) get
+    no description and are told apart by the model's learned identity of each training perturbation
+    (``perturbation_identities=True``), so they can be trained on and predicted in new contexts, not predicted
+    when unseen.
+    """
+    from sxdiff.pp import drug_features
+
+    logger.info(
+        "`uns[%r]` is missing: describing the perturbations with `sxdiff.pp.drug_features` defaults; perturbations "
+        "it cannot describe get a learned identity (call it yourself with `drug_table=` or `smiles_key=` to "
+        "predict unseen ones).",
+        key,
+    )
+    drug_features(
+        adata,
+        drug_key=perturbation_key,
+        control_value=control_value,
+        delimiter=delimiter,
+        allow_structure_free=True,
+        key_added=key,
+    )
 
 
 class StateXDiffSetupMixin:
@@ -58,7 +87,10 @@ class StateXDiffSetupMixin:
             ``obsm`` key of protein features (e.g. from :func:`sxdiff.pp.protein_context`), with names and
             reliability in ``uns[protein_obsm_key]``.
         drug_features_key
-            ``uns`` key written by :func:`sxdiff.pp.drug_features`.
+            ``uns`` key written by :func:`sxdiff.pp.drug_features`. When it is missing, ``setup_anndata`` runs
+            :func:`~sxdiff.pp.drug_features` with its defaults (bundled tables; perturbations nothing describes,
+            such as a cytokine, get a learned identity and can be trained on but not predicted when unseen) and
+            logs it.
         expression_scale
             Scale of the expression values; ``"auto"`` detects it.
         """
@@ -77,16 +109,13 @@ class StateXDiffSetupMixin:
             default_dose=default_dose,
             require_controls=not transferring,
         )
-        if not transferring and drug_features_key not in adata.uns:
-            raise KeyError(
-                f"`adata.uns[{drug_features_key!r}]` is missing: run `sxdiff.pp.drug_features(adata, "
-                f"drug_key={perturbation_key!r})` before `setup_anndata`."
-            )
         if protein_obsm_key is not None:
             if protein_obsm_key not in adata.obsm:
                 raise KeyError(f"`adata.obsm[{protein_obsm_key!r}]` is missing (obsm keys: {list(adata.obsm)}).")
             if "names" not in adata.uns.get(protein_obsm_key, {}):
                 raise KeyError(f"`adata.uns[{protein_obsm_key!r}]['names']` is missing; use sxdiff.pp.protein_context.")
+        if not transferring and drug_features_key not in adata.uns:
+            _describe_perturbations(adata, perturbation_key, control_value, delimiter, drug_features_key)
         setup_method_args["setup_args"]["expression_scale"] = (
             kwargs["source_registry"]["setup_args"]["expression_scale"] if transferring else found.expression_scale
         )
@@ -158,7 +187,7 @@ class StateXDiffSetupMixin:
         )
         rna = mdata.mod[modalities["rna_layer"]]
         if not transferring and drug_features_key not in mdata.uns and drug_features_key not in rna.uns:
-            raise KeyError(f"uns[{drug_features_key!r}] is missing: run `sxdiff.pp.drug_features(mdata, ...)` first.")
+            _describe_perturbations(mdata, perturbation_key, control_value, delimiter, drug_features_key)
         setup_method_args["setup_args"]["expression_scale"] = (
             kwargs["source_registry"]["setup_args"]["expression_scale"] if transferring else found.expression_scale
         )

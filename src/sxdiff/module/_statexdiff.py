@@ -17,13 +17,12 @@ expression, the metrics' scale). Losses (per stage):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Literal
 
 import torch
 from scvi.module.base import BaseModuleClass, LossOutput
 from torch import nn
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
+from torch.nn.utils import parameters_to_vector
 
 from sxdiff.diffusion import CosineSchedule, ddim_sample, guided_v, min_snr_weight, v_target
 
@@ -31,8 +30,10 @@ from ._composition import Composed, Composition, PerturbationComposer
 from ._decoding import apply_log_change
 from ._denoiser import Condition, DiTDenoiser, MLPDenoiser
 from ._drug_encoder import DrugEncoder, DrugTemplate
+from ._state_anchors import nearest_anchor, state_anchors
 from ._triplet import mismatch_partners, quality_triplet
 from ._vmcs import VMCS, VMCSState
+from ._weight_average import swapped_in
 
 __all__ = ["Stage", "StateXDiffModule"]
 
@@ -81,6 +82,7 @@ class StateXDiffModule(BaseModuleClass):
         state_effect_penalty: float = 0.1,
         interaction_penalty: float = 1.0,
         n_identities: int = 0,
+        n_state_anchors: int = 16,
         stage: Stage = "all",
     ) -> None:
         super().__init__()
@@ -134,6 +136,10 @@ class StateXDiffModule(BaseModuleClass):
         self.register_buffer("nonnegative", torch.tensor(gene_likelihood == "nb"))
         self.register_buffer("ema_weights", parameters_to_vector(self._averaged_parameters()).detach().clone())
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        # the composer sees a source cell's state through its nearest anchor (k-means of the training controls'
+        # states), never the cell's own state: see :meth:`anchor`
+        self.register_buffer("state_anchors", torch.zeros(n_state_anchors, self.n_state))
+        self.register_buffer("n_anchors", torch.zeros((), dtype=torch.long))
 
     def set_stage(self, stage: Stage) -> None:
         """Select the losses of a stage and make only its parameters trainable.
@@ -153,18 +159,27 @@ class StateXDiffModule(BaseModuleClass):
 
     # ------------------------------------------------------------------------------------ calibration, EMA
     @torch.no_grad()
-    def calibrate(self, changes: torch.Tensor, control_states: torch.Tensor, nonnegative: bool) -> None:
+    def calibrate(self, changes: torch.Tensor, control_states: torch.Tensor, nonnegative: bool, seed: int = 0) -> None:
         """Set the statistics the module standardises with, from training pairs.
 
         The scale of latent changes (unit variance per dimension for the diffusion), the mean and spread of control
-        states (the composer sees standardised source states: 0 is the average control cell), and whether
-        expression values are non-negative (how :meth:`apply_log_change` decreases them).
+        states (the composer sees standardised source states: 0 is the average control cell), the state anchors
+        (k-means of the training controls' states, see :meth:`anchor`), and whether expression values are
+        non-negative (how :meth:`apply_log_change` decreases them).
         """
         device = self.state_scale.device
         self.state_scale = changes.std(dim=0).clamp_min(1e-3).to(device)
         self.state_mean = control_states.mean(dim=0).to(device)
         self.state_std = control_states.std(dim=0).clamp_min(1e-3).to(device)
         self.nonnegative = torch.tensor(bool(nonnegative), device=device)
+        anchors = state_anchors(control_states, self.state_anchors.shape[0], seed=seed)
+        self.state_anchors.zero_()
+        self.state_anchors[: anchors.shape[0]] = anchors.to(device)
+        self.n_anchors.fill_(anchors.shape[0])
+
+    def anchor(self, z: torch.Tensor) -> torch.Tensor:
+        """The state the composer sees for source states ``z``: see :func:`~sxdiff.module.nearest_anchor`."""
+        return nearest_anchor(z, self.state_anchors[: int(self.n_anchors)], self.state_std)
 
     def _averaged_parameters(self) -> list[nn.Parameter]:
         """The parameters the EMA averages: everything the diffusion stage trains (all but the VMCS)."""
@@ -188,21 +203,11 @@ class StateXDiffModule(BaseModuleClass):
         decay = min(self.ema_decay, (1 + k) / (10 + k))
         self.ema_weights.lerp_(parameters_to_vector(self._averaged_parameters()), 1 - decay)
 
-    @contextlib.contextmanager
-    def averaged_weights(self, enabled: bool = True) -> Iterator[None]:
+    def averaged_weights(self, enabled: bool = True) -> contextlib.AbstractContextManager[None]:
         """Use the averaged weights inside the block (sampling), the live ones again after it."""
         if not enabled or int(self.ema_updates) == 0:
-            yield
-            return
-        parameters = self._averaged_parameters()
-        with torch.no_grad():
-            live = parameters_to_vector(parameters).clone()
-            vector_to_parameters(self.ema_weights, parameters)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                vector_to_parameters(live, parameters)
+            return contextlib.nullcontext()
+        return swapped_in(self.ema_weights, self._averaged_parameters())
 
     # ------------------------------------------------------------------------------------ helpers
     def _protein(self, tensors: dict, key: str) -> torch.Tensor | None:
@@ -234,7 +239,7 @@ class StateXDiffModule(BaseModuleClass):
         condition = Condition(z_control / self.state_scale, tokens, drug_mask, protein_control, reliability)
         composed = None
         if self.composer is not None:
-            standardised = (z_control - self.state_mean) / self.state_std
+            standardised = (self.anchor(z_control) - self.state_mean) / self.state_std
             shrinkage = self.composer._shrinkage(novelty_shrinkage)[0]
             reference = None
             novel = self.composer.novel(drug_index, drug_mask)
