@@ -104,3 +104,18 @@ def test_merge_priority_and_dict_round_trip():
     assert "HDAC1" in merged["panobinostat"]["targets"]  # missing targets are filled
     restored = DrugTable.from_dict(merged.to_dict())
     pd.testing.assert_frame_equal(restored.frame, merged.frame)
+
+
+def test_resolve_is_one_policy_for_drugs_and_genetic_perturbations():
+    mine = pd.DataFrame(
+        {"drug": ["KLF1", "mydrug"], "targets": ["KLF1|GATA1", "EGFR"], "action": ["activator", "inhibitor"]}
+    )
+    # genetic perturbations: the user's rows win over "the gene itself", the others get their gene
+    genetic = DrugTable.resolve(["KLF1", "MAP2K6"], mine, perturbation_type="CRISPRa")
+    assert genetic["KLF1"]["targets"] == ("KLF1", "GATA1")
+    assert genetic["MAP2K6"]["targets"] == ("MAP2K6",)
+    assert genetic["MAP2K6"]["signs"] == (1,)
+    # drugs: the bundled tables fill what the user's table lacks, only when asked
+    assert "panobinostat" in DrugTable.resolve(["panobinostat"], mine)
+    assert "panobinostat" not in DrugTable.resolve(["panobinostat"], mine, use_bundled_tables=False)
+    assert DrugTable.resolve(["mydrug"], mine, use_bundled_tables=False)["mydrug"]["signs"] == (-1,)

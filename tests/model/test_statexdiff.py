@@ -249,3 +249,20 @@ def test_control_partners_are_redrawn_every_epoch(monkeypatch):
     model.train(max_epochs=3, stage="state", batch_size=64, enable_progress_bar=False)
     assert len(draws) == 3
     assert len({d.tobytes() for d in draws}) == 3
+
+
+def test_predict_describes_unseen_drugs_by_the_training_table_policy():
+    """A model featurised without the bundled tables does not reach for them at prediction time either."""
+    adata = _data(seed=5)  # drug_features(..., use_bundled_tables=False)
+    assert adata.uns["sxdiff_drugs"]["params"]["use_bundled_tables"] is False
+    StateXDiff.setup_anndata(adata, **KEYS)
+    model = StateXDiff(adata, **SMALL)
+    model.train(max_epochs=2, batch_size=64, enable_progress_bar=False)
+    controls = _controls(adata, "context_0")
+    frame = pd.DataFrame({"perturbation": ["panobinostat"], "dose": [1.0]})
+    with pytest.raises(ValueError, match=r"neither SMILES nor targets: \['panobinostat'\]"):
+        model.predict(controls, frame, seed=0)  # the bundled tables know it, but were not to be used
+    mine = pd.DataFrame({"drug": ["vorinostat"], "smiles": ["ONC(=O)CCCCCCC(=O)Nc1ccccc1"]})
+    model.predict(controls, frame.assign(perturbation="vorinostat"), seed=0, drug_table=mine)
+    features = model._features()
+    assert features.has_structure[features.names.index("vorinostat")]  # the user's table is read

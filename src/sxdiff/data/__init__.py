@@ -2,7 +2,7 @@
 
 from ._control_matcher import ControlMatcher
 from ._expression import ExpressionScale, detect_expression_scale, log_normalize, mean_expression
-from ._perturbation_sets import encode_perturbation_sets, parse_doses, parse_perturbations
+from ._perturbation_sets import encode_perturbation_sets, parse_conditions, parse_doses, parse_perturbations
 from ._protein import clr, coding_genes, is_isotype_control
 from ._validation import PerturbationData, validate_perturbation_data
 
@@ -17,6 +17,7 @@ __all__ = [
     "is_isotype_control",
     "log_normalize",
     "mean_expression",
+    "parse_conditions",
     "parse_doses",
     "parse_perturbations",
     "validate_perturbation_data",

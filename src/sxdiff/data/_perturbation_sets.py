@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "encode_perturbation_sets",
+    "parse_conditions",
     "parse_doses",
     "parse_perturbations",
 ]
@@ -292,3 +293,34 @@ def encode_perturbation_sets(
             dose_values[row, col] = d
             mask[row, col] = True
     return indices, dose_values, mask
+
+
+def parse_conditions(
+    labels: Iterable[object],
+    doses: Iterable[object] | None,
+    *,
+    control_value: str,
+    delimiter: str = "+",
+    default_dose: float | None = None,
+    column: str = "perturbation",
+    dose_column: str = "dose",
+) -> tuple[list[tuple[str, ...]], list[tuple[float, ...]]]:
+    """Conditions to predict (labels and doses) as perturbation sets with one dose per member.
+
+    The same parsing as training data (:func:`parse_perturbations`, :func:`parse_doses`), for every consumer of
+    condition labels (``StateXDiff.predict``, the baselines); the control label is refused, since a control is no
+    perturbation to predict.
+
+    Examples
+    --------
+    >>> parse_conditions(["A", "A+B"], ["2", "1+0.5"], control_value="control")
+    ([('A',), ('A', 'B')], [(2.0,), (1.0, 0.5)])
+    """
+    sets = parse_perturbations(list(labels), control_value=control_value, delimiter=delimiter, column=column)
+    if any(len(s) == 0 for s in sets):
+        raise ValueError(
+            f"{control_value!r} is the control label, not a perturbation to predict: the control cells themselves are "
+            "its prediction. Ask for perturbations only."
+        )
+    dose_list = None if doses is None else list(doses)
+    return sets, parse_doses(dose_list, sets, delimiter=delimiter, default_dose=default_dose, column=dose_column)

@@ -58,12 +58,19 @@ def action_sign(action: object) -> int:
     --------
     >>> action_sign("INHIBITOR"), action_sign("Positive allosteric modulator"), action_sign(None)
     (-1, 1, 0)
+    >>> action_sign(-1), action_sign("-1"), action_sign("+1.0")  # numbers, also as text (a CSV column)
+    (-1, -1, 1)
     """
     if action is None or (isinstance(action, float) and np.isnan(action)):
         return 0
     if isinstance(action, int | np.integer | float) and action in (-1, 0, 1):
         return int(action)
-    return ACTION_SIGNS.get(str(action).strip().lower(), 0)
+    text = str(action).strip().lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return ACTION_SIGNS.get(text, 0)
+    return int(number) if number in (-1.0, 0.0, 1.0) else 0
 
 
 def _split(value: object, sep: str) -> list[str]:
@@ -293,6 +300,44 @@ class DrugTable:
             actions_col=columns.get("actions") or columns.get("action"),
             moa_col=columns.get("moa"),
         )
+
+    @classmethod
+    def resolve(
+        cls,
+        names: Iterable[str],
+        drug_table: DrugTable | pd.DataFrame | None = None,
+        *,
+        perturbation_type: str = "drug",
+        use_bundled_tables: bool = True,
+        extra: DrugTable | None = None,
+    ) -> DrugTable:
+        """The one policy for where descriptions of perturbations come from (featurising and predicting alike).
+
+        In order of priority: the user's ``drug_table``, then ``extra`` (e.g. SMILES from an ``obs`` column), then
+        for drugs the bundled tables (only with ``use_bundled_tables``), for genetic perturbations
+        (``perturbation_type`` ``"CRISPRa"``, ``"CRISPRi"``, ...) their own gene as the target.
+
+        Examples
+        --------
+        >>> mine = pd.DataFrame({"drug": ["KLF1"], "targets": ["KLF1|GATA1"], "action": ["activator"]})
+        >>> DrugTable.resolve(["KLF1"], mine, perturbation_type="CRISPRa")["KLF1"]["targets"]
+        ('KLF1', 'GATA1')
+        >>> "panobinostat" in DrugTable.resolve(["panobinostat"], use_bundled_tables=False)
+        False
+        """
+        table = cls.coerce(drug_table)
+        if extra is not None:
+            table = table.merge(extra)
+        if perturbation_type != "drug":
+            names = [str(n) for n in names]
+            # genetic rows keep the gene symbol as key: the user's rows for those names move under it, so that
+            # they take priority (a normalised key would sit beside the genetic row and never be read)
+            own = table._frame.loc[[table.key(n) for n in names if n in table]]
+            own.index = [n for n in names if n in table]
+            rest = table._frame.drop(index=[table.key(n) for n in names if n in table])
+            table = cls(pd.concat([own, rest]) if len(rest) else own)
+            return table.merge(cls.genetic(names, modality=perturbation_type))
+        return table.merge(cls.bundled()) if use_bundled_tables else table
 
     def merge(self, other: DrugTable) -> DrugTable:
         """Combine two tables; ``self`` has priority, ``other`` fills missing SMILES, targets and MoA."""

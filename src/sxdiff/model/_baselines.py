@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from sxdiff.data._expression import get_expression
+from sxdiff.data._perturbation_sets import parse_conditions
 from sxdiff.data._validation import resolve_obs_column, validate_perturbation_data
 
 from ._conditions import conditions_frame
@@ -60,7 +61,6 @@ class _Baseline(ABC):
             context_key=self.context_key,
             layer=self.layer,
             delimiter=self.delimiter,
-            default_dose=None if self.dose_key else 1.0,
         )
         self.var_names_ = adata.var_names.copy()
         self._fit(adata, found)
@@ -213,13 +213,15 @@ class MeanShiftBaseline(_Baseline):
 
     def _parse_condition(self, condition: dict) -> tuple[tuple[str, ...], tuple[float, ...] | None]:
         """Members of a condition and one dose per member (``None`` without a dose column)."""
-        members = tuple(m.strip() for m in str(condition[self.perturbation_key]).split(self.delimiter))
-        if self.dose_key is None:
-            return members, None
-        values = [float(v) for v in str(condition[self.dose_key]).split(self.delimiter)]
-        if len(values) == 1 and len(members) > 1:
-            values = values * len(members)
-        return members, tuple(values)
+        sets, doses = parse_conditions(
+            [condition[self.perturbation_key]],
+            None if self.dose_key is None else [condition[self.dose_key]],
+            control_value=self.control_value,
+            delimiter=self.delimiter,
+            column=self.perturbation_key,
+            dose_column=self.dose_key or "dose",
+        )
+        return sets[0], None if self.dose_key is None else doses[0]
 
     def _delta_of(self, members: tuple[str, ...], doses: tuple[float, ...] | None) -> np.ndarray:
         """The training delta of a condition, with the fallbacks described in the class docstring."""

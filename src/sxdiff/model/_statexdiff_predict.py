@@ -14,7 +14,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from sxdiff.data._on_disk import RowReader
-from sxdiff.data._perturbation_sets import encode_perturbation_sets
+from sxdiff.data._perturbation_sets import encode_perturbation_sets, parse_conditions
 from sxdiff.data._protein import clr
 from sxdiff.data._validation import resolve_obs_column
 from sxdiff.drugs._features import DrugFeatures
@@ -30,35 +30,6 @@ __all__ = ["StateXDiffPredictMixin"]
 logger = logging.getLogger(__name__)
 
 
-def drug_table_for(names: Sequence[str], drug_table, perturbation_type: str) -> DrugTable:
-    """Descriptions of perturbations unseen in training: the user's table, then the bundled tables."""
-    if perturbation_type != "drug":
-        return DrugTable.genetic(names, modality=perturbation_type)
-    return DrugTable.coerce(drug_table).merge(DrugTable.bundled())
-
-
-def _condition_doses(members: tuple[str, ...], dose, delimiter: str) -> tuple[float, ...]:
-    """Doses of one condition: one per member, or one shared by all members."""
-    label = delimiter.join(members)
-    try:
-        values = [float(d) for d in str(dose).split(delimiter)]
-    except ValueError:
-        raise ValueError(
-            f"Dose {dose!r} of condition {label!r} is not a number (use numbers, or 'd1{delimiter}d2' for a "
-            "combination)."
-        ) from None
-    if not all(np.isfinite(values)) or any(v < 0 for v in values):
-        raise ValueError(f"Dose {dose!r} of condition {label!r} must be finite and non-negative.")
-    if len(values) == 1:
-        return tuple(values * len(members))
-    if len(values) != len(members):
-        raise ValueError(
-            f"Dose {dose!r} has {len(values)} values but condition {label!r} has {len(members)} member(s); give one "
-            f"dose, or one per member separated by {delimiter!r}."
-        )
-    return tuple(values)
-
-
 class StateXDiffPredictMixin:
     """Everything a trained model does with new cells."""
 
@@ -67,7 +38,12 @@ class StateXDiffPredictMixin:
         missing = sorted({n for n in names if n not in features.names})
         if missing:
             params = self.drug_features_.get("params", {})
-            table = drug_table_for(missing, drug_table, params.get("perturbation_type", "drug"))
+            table = DrugTable.resolve(
+                missing,
+                drug_table,
+                perturbation_type=params.get("perturbation_type", "drug"),
+                use_bundled_tables=params.get("use_bundled_tables", True),
+            )
             features = features.extend(table, missing)
             state = features.to_dict()
             state["params"] = params
@@ -133,12 +109,15 @@ class StateXDiffPredictMixin:
         args = self.registry_["setup_args"]
         self._check_genes(adata_control)
         frame = conditions_frame(conditions, args["perturbation_key"], args["dose_key"], args["default_dose"])
-        sets = [tuple(m.strip() for m in str(p).split(args["delimiter"])) for p in frame[args["perturbation_key"]]]
+        sets, doses = parse_conditions(
+            frame[args["perturbation_key"]],
+            frame["_dose"],
+            control_value=args["control_value"],
+            delimiter=args["delimiter"],
+            column=args["perturbation_key"],
+            dose_column=args["dose_key"] or "dose",
+        )
         features = self._ensure_perturbations([m for s in sets for m in s], drug_table)
-        doses = [
-            _condition_doses(members, dose, args["delimiter"])
-            for members, dose in zip(sets, frame["_dose"], strict=True)
-        ]
         index, dose_values, mask = encode_perturbation_sets(sets, doses, features.names)
         labels = (
             resolve_obs_column(adata_control, args["perturbation_key"]).astype(str)

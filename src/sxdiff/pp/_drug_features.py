@@ -182,14 +182,15 @@ def drug_features(
     sets_for_propagation = _as_gene_sets(gene_sets)
     genes = [str(g) for g in (adata.mod["rna"].var_names if hasattr(adata, "mod") else adata.var_names)]
 
-    if perturbation_type != "drug":
-        table = DrugTable.coerce(drug_table).merge(DrugTable.genetic(names, modality=perturbation_type))
-    else:
-        table = DrugTable.coerce(drug_table)
-        if smiles_key is not None:
-            table = table.merge(_smiles_from_obs(adata, sets, smiles_key))
-        if use_bundled_tables:
-            table = table.merge(DrugTable.bundled())
+    table = DrugTable.resolve(
+        names,
+        drug_table,
+        perturbation_type=perturbation_type,
+        use_bundled_tables=use_bundled_tables,
+        extra=_smiles_from_obs(adata, sets, smiles_key)
+        if smiles_key is not None and perturbation_type == "drug"
+        else None,
+    )
     featurizer = StructureFeaturizer(radius=radius, n_bits=n_bits, use_descriptors=descriptors)
     features = DrugFeatures.build(
         table,
@@ -217,6 +218,7 @@ def drug_features(
         "control_value": control_value,
         "delimiter": delimiter,
         "perturbation_type": perturbation_type,
+        "use_bundled_tables": use_bundled_tables,
         "radius": radius,
         "n_bits": n_bits,
         "descriptors": descriptors,
