@@ -16,6 +16,25 @@ logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
+def novelty_predictions(
+    module, x_control, protein_control, drug_index, drug_dose, drug_mask, shrinkages: torch.Tensor
+) -> torch.Tensor:
+    """Mean expected log-expression change over source cells, per ``(λ, μ)`` row of ``shrinkages``.
+
+    ``module`` is a :class:`~sxdiff.module.StateXDiffModule`; returns ``(len(shrinkages), genes)``.
+    """
+    protein_control = protein_control if module.use_protein else None
+    z = module.encode(x_control, protein_control).z
+    predictions = []
+    for description, state in shrinkages.tolist():
+        _, composed = module.condition(
+            z, protein_control, drug_index, drug_dose, drug_mask, novelty_shrinkage=(description, state)
+        )
+        predictions.append(composed.genes.mean(dim=0))
+    return torch.stack(predictions)
+
+
+@torch.no_grad()
 def choose_novelty_shrinkage(
     model, data: PairedPerturbationData, max_cells: int = 256, max_conditions: int = 200
 ) -> None:
@@ -64,7 +83,7 @@ def choose_novelty_shrinkage(
                 torch.as_tensor(a[members[:1]], device=device).expand(n, -1)
                 for a in (data.drug_index, data.drug_dose, data.drug_mask)
             ]
-            predicted.append(module.novelty_predictions(x_control, protein_control, *drug, grid).double().cpu())
+            predicted.append(novelty_predictions(module, x_control, protein_control, *drug, grid).double().cpu())
             observed.append(change.double().cpu())
     module.train()
     predicted, observed = torch.stack(predicted, dim=1), torch.stack(observed)  # (grid, conditions, genes)

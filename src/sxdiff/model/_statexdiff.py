@@ -180,7 +180,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         )
         self._install_drug_features(features)
         if len(self.protein_names_):
-            self.module.reliability = torch.as_tensor(self.protein_reliability_, dtype=torch.float32)
+            self.module.set_protein_reliability(torch.as_tensor(self.protein_reliability_, dtype=torch.float32))
         self._model_summary_string = (
             f"StateXDiff: {self.summary_stats.n_vars} genes ({scale}), {len(self.protein_names_)} protein features, "
             f"{len(features.names)} perturbations, denoiser={denoiser}, drug_template={drug_template}"
@@ -189,7 +189,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
 
     # ------------------------------------------------------------------------------------------ data
     def _install_drug_features(self, features: DrugFeatures) -> None:
-        self.module.drug_encoder.set_drug_features(
+        self.module.set_drug_features(
             torch.as_tensor(features.structure),
             torch.as_tensor(features.template),
             torch.as_tensor(features.has_structure),

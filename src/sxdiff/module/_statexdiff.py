@@ -177,6 +177,15 @@ class StateXDiffModule(BaseModuleClass):
         self.state_anchors[: anchors.shape[0]] = anchors.to(device)
         self.n_anchors.fill_(anchors.shape[0])
 
+    @torch.no_grad()
+    def set_protein_reliability(self, reliability: torch.Tensor) -> None:
+        """Per-protein reliability in [0, 1] (how far each protein feature is trusted; the gates' weights)."""
+        self.reliability = reliability.float().to(self.reliability.device)
+
+    def set_drug_features(self, structure, template, has_structure, has_targets) -> None:
+        """Install the feature tables of the drug vocabulary (rows = drug indices; see the drug encoder)."""
+        self.drug_encoder.set_drug_features(structure, template, has_structure, has_targets)
+
     def anchor(self, z: torch.Tensor) -> torch.Tensor:
         """The state the composer sees for source states ``z``: see :func:`~sxdiff.module.nearest_anchor`."""
         return nearest_anchor(z, self.state_anchors[: int(self.n_anchors)], self.state_std)
@@ -269,25 +278,6 @@ class StateXDiffModule(BaseModuleClass):
         """
         if self.composer is not None:
             self.composer.mark_trained(drug_index, alone)
-
-    @torch.no_grad()
-    def novelty_predictions(
-        self, x_control, protein_control, drug_index, drug_dose, drug_mask, shrinkages: torch.Tensor
-    ) -> torch.Tensor:
-        """Mean expected log-expression change over source cells, per ``(λ, μ)`` row of ``shrinkages``.
-
-        For choosing ``(λ, μ)`` on perturbations the model did not train on (see
-        :class:`~sxdiff.module.PerturbationComposer`). Returns ``(len(shrinkages), genes)``.
-        """
-        protein_control = protein_control if self.use_protein else None
-        z = self.encode(x_control, protein_control).z
-        predictions = []
-        for description, state in shrinkages.tolist():
-            _, composed = self.condition(
-                z, protein_control, drug_index, drug_dose, drug_mask, novelty_shrinkage=(description, state)
-            )
-            predictions.append(composed.genes.mean(dim=0))
-        return torch.stack(predictions)
 
     @torch.no_grad()
     def set_novelty_shrinkage(self, description: float, state: float = 1.0) -> None:
