@@ -23,6 +23,11 @@ def test_demo_cli_writes_results_and_mean_shift_beats_control(tmp_path, capsys, 
     assert 0.55 < top50[("glioblastoma_unseen_patient", "mean_shift")] < 0.70
     assert top50[("glioblastoma_unseen_patient", "control")] == 0.0
     assert top50[("l1000_unseen_drugs", "mean_shift")] > 0.3
+    # the combinations' baseline: adding the measured singles (0.883 on the five held-out pairs)
+    assert top50[("norman_unseen_combinations", "additive")] == pytest.approx(0.883, abs=0.01)
+    assert top50[("norman_unseen_combinations", "mean_shift")] < 0.2
+    assert "discrimination_score_l1" in printed
+    assert {"de_overlap", "pearson_delta_pert_top50", "mse_delta"} <= set(summary["metric"])
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert set(metrics["task"]) == set(TASK_GROUPS["core"])
 

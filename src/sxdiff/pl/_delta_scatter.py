@@ -70,9 +70,19 @@ def delta_scatter(
     ax.axhline(0, c="0.85", lw=0.8, zorder=0)
     ax.axvline(0, c="0.85", lw=0.8, zorder=0)
     genes = np.asarray(adata_true.var_names)
-    for i in top_deg_indices(true_delta, n_labels)[:n_labels]:
-        ax.annotate(
-            str(genes[i]), (true_delta[i], pred_delta[i]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+    labelled = top_deg_indices(true_delta, n_labels)[:n_labels]
+    texts = [ax.text(true_delta[i], pred_delta[i], str(genes[i]), fontsize=7) for i in labelled]
+    if texts:  # move labels apart (and off the points), with a thin line to their gene
+        from adjustText import adjust_text
+
+        adjust_text(
+            texts,
+            x=true_delta,
+            y=pred_delta,
+            target_x=true_delta[labelled],
+            target_y=pred_delta[labelled],
+            ax=ax,
+            arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
         )
     ax.set_xlabel("true change from control")
     ax.set_ylabel("predicted change from control")
