@@ -55,7 +55,7 @@ def test_benchmark_smoke_run_through_the_cli(tmp_path, capsys):
     args = ["benchmark", "--task", "norman_unseen_combinations", "--train-steps", "20", "--ablations", "mlp_denoiser"]
     assert main([*args, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "Targets (issue #6)" in printed
+    assert "Targets (issue #15)" in printed
     for name in ("scores.csv", "summary.csv", "paired_tests.csv", "seconds.csv", "report.md"):
         assert (out / name).stat().st_size > 0, name
     scores = pd.read_csv(out / "scores.csv")
