@@ -44,7 +44,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT = "sxdiff-model"
-FORMAT_VERSION = 2  # 2: composed expected change, EMA of every diffusion-stage weight (0.1.0.dev, session 5)
+FORMAT_VERSION = 3  # 2: composed expected change, EMA (session 5); 3: identities, novelty shrinkage, state anchors
 _FILES = ("weights.pt", "attributes.json", "var_names.json")
 
 
