@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from anndata import AnnData
 
 from sxdiff.data._expression import log_normalize
@@ -9,6 +11,8 @@ from sxdiff.data._expression import log_normalize
 from ._tasks import Fold, Task, ensure_drug_features
 
 __all__ = ["PROTEIN_PANEL", "predict_fold_statexdiff", "predict_statexdiff", "train_fold_statexdiff"]
+
+logger = logging.getLogger(__name__)
 
 # Proteins of the knowledge-proxy protein context in the benchmark: common CITE-seq antibody targets and
 # proteins of proliferation, stress and drug-response programmes; those without a coding gene among a
@@ -54,8 +58,13 @@ def train_fold_statexdiff(
     ensure_drug_features(adata)
     protein_key = None
     if protein_context:
-        sxdiff.pp.protein_context(adata, proteins=list(PROTEIN_PANEL))
-        protein_key = "sxdiff_protein"
+        try:
+            sxdiff.pp.protein_context(adata, proteins=list(PROTEIN_PANEL))
+            protein_key = "sxdiff_protein"
+        except ValueError as error:  # no protein of the panel is coded by a gene of this task: RNA only
+            if "coding gene" not in str(error):
+                raise
+            logger.info("%s: no protein context (%s)", task.name, error)
     keys = {
         "perturbation_key": "perturbation",
         "control_value": "control",
