@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -20,14 +24,26 @@ from sxdiff.data._on_disk import check_finite
 from sxdiff.data._protein import clr, coding_genes, is_isotype_control
 from sxdiff.module._protein_translator import ProteinTranslatorModule
 
-from ._safe_io import SafeSaveLoadMixin
+from ._safe_io import FORMAT_VERSION, ModelFileError, SafeSaveLoadMixin
 
-__all__ = ["MIN_GENE_FRACTION", "ProteinTranslator"]
+__all__ = ["MIN_GENE_FRACTION", "ProteinTranslator", "TranslatorPredictor"]
 
 logger = logging.getLogger(__name__)
 
 MIN_GENE_FRACTION = 0.5
 """A query must contain at least this fraction of the translator's genes (missing ones count as average)."""
+
+TranslatorPredictor = Literal["auto", "linear", "network"]
+"""``auto``: per protein the best of linear map, MLP and their mean by cross-validation; or one of them only."""
+
+CANDIDATE_SHARES: dict[str, float] = {"linear": 0.0, "mean": 0.5, "network": 1.0}
+"""Share of the MLP in each candidate predictor, simplest first (ties go to the simpler one)."""
+
+RIDGE_ALPHAS = np.logspace(-4, 2, 25)
+"""Ridge penalties tried, relative to the mean squared singular value of the component scores."""
+
+TRANSLATOR_FILE_VERSION = 2
+"""Version of the translator's saved state (1: MLP on standardised genes; 2: PCA, ridge and MLP, chosen per protein)."""
 
 
 def _mean_std(matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +53,71 @@ def _mean_std(matrix) -> tuple[np.ndarray, np.ndarray]:
     else:
         mean, sq = matrix.mean(axis=0), (matrix**2).mean(axis=0)
     return mean, np.sqrt(np.clip(sq - mean**2, 0.0, None))
+
+
+def principal_components(logged, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gene means, the top principal axes and their variances, from the gene-gene covariance.
+
+    Works on dense or sparse cells x genes matrices without densifying the cells (the covariance is
+    genes x genes). With fewer cells or genes than ``n_components``, the missing axes are zero columns
+    with variance 0.
+
+    Returns
+    -------
+    ``(mean, components, variance)``: genes, genes x ``n_components``, ``n_components``.
+    """
+    n_cells, n_genes = logged.shape
+    mean = np.asarray(logged.mean(axis=0), dtype=np.float64).ravel()
+    gram = logged.T @ logged
+    gram = gram.toarray() if sp.issparse(gram) else np.asarray(gram)
+    covariance = gram / max(n_cells, 1) - np.outer(mean, mean)
+    values, vectors = np.linalg.eigh(covariance)
+    keep = min(n_components, n_genes, max(n_cells - 1, 0))
+    order = np.argsort(-values)[:keep]
+    components = np.zeros((n_genes, n_components))
+    variance = np.zeros(n_components)
+    components[:, :keep] = vectors[:, order]
+    variance[:keep] = np.clip(values[order], 0.0, None)
+    return mean, components, variance
+
+
+def ridge_fit(
+    design: np.ndarray, targets: np.ndarray, alphas: np.ndarray = RIDGE_ALPHAS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge regression of each target column on ``design``, its penalty chosen by leave-one-out error.
+
+    The leave-one-out residuals of ridge regression have a closed form (``(y - fit) / (1 - h)``, with
+    ``h`` the diagonal of the hat matrix), so every penalty of ``alphas`` (relative to the mean squared
+    singular value of the centred design) is scored without refitting, separately for each target.
+
+    Returns
+    -------
+    ``(weight, bias, alpha)``: features x targets, targets, and the absolute penalty chosen per target.
+    """
+    n = design.shape[0]
+    x_mean, y_mean = design.mean(axis=0), targets.mean(axis=0)
+    u, s, vt = np.linalg.svd(design - x_mean, full_matrices=False)
+    s2 = s**2
+    grid = np.asarray(alphas, dtype=np.float64) * max(float(s2.mean()), 1e-12)
+    uty = u.T @ (targets - y_mean)
+    errors = np.empty((len(grid), targets.shape[1]))
+    for i, alpha in enumerate(grid):
+        shrink = s2 / (s2 + alpha)
+        fitted = u @ (shrink[:, None] * uty)
+        hat = (u**2) @ shrink + 1.0 / n
+        errors[i] = ((((targets - y_mean) - fitted) / (1.0 - hat)[:, None]) ** 2).mean(axis=0)
+    best = grid[errors.argmin(axis=0)]
+    factor = s[:, None] / (s2[:, None] + best[None, :])  # components x targets
+    weight = vt.T @ (factor * uty)
+    return weight, y_mean - x_mean @ weight, best
+
+
+def column_pearson(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Pearson correlation of matching columns (0 where either column is constant)."""
+    a = predicted - predicted.mean(axis=0)
+    b = measured - measured.mean(axis=0)
+    norm = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
+    return np.where(norm > 0, (a * b).sum(axis=0) / np.where(norm > 0, norm, 1.0), 0.0)
 
 
 def _split_indices(n: int, train_size: float, validation_size: float | None, seed: int) -> list[np.ndarray]:
@@ -86,14 +167,28 @@ def _validate_reference(mdata: MuData, modalities: dict[str, str], protein_layer
 
 
 class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelClass):
-    """Translate RNA into CLR-normalised protein levels, with a reliability per protein.
+    """Translate RNA into CLR-normalised protein levels, with a calibrated reliability per protein.
 
-    Trained on a paired CITE-seq reference (RNA counts + antibody counts). The regression input is
-    the standardised ``log1p`` expression (counts per 10,000) of the most variable reference genes
-    plus the genes that code the measured proteins; the target is the per-cell CLR of the antibody
-    counts. After training, ``reliability_`` holds each protein's Pearson correlation between
-    predicted and measured CLR on the held-out validation cells of the reference (clipped to [0, 1]);
-    isotype controls are flagged in ``is_isotype_`` and left out of :meth:`reliability_summary`.
+    Trained on a paired CITE-seq reference (RNA counts + antibody counts); the target is the per-cell CLR of
+    the antibody counts. The input is the ``log1p`` expression (counts per 10,000) of the most variable
+    reference genes plus the genes that code the measured proteins, reduced to ``n_components`` principal
+    components of the reference. Two predictors read those components:
+
+    - a **linear map**: ridge regression of each protein on the component scores, its penalty chosen per
+      protein by closed-form leave-one-out error (:func:`ridge_fit`);
+    - a **network**: an MLP on the whitened component scores, trained with early stopping.
+
+    **The rule.** :meth:`train` estimates, by ``n_folds``-fold cross-validation over reference cells, the
+    held-out Pearson correlation of the linear map, of the network and of their mean, for every protein.
+    Each protein keeps the candidate with the highest held-out correlation, the simpler one on ties
+    (linear, then mean, then network): the network is used only for proteins where it wins on cells it did
+    not see. The chosen predictors are then refitted on all reference cells. ``predictor_`` records the
+    choice and ``cv_pearson_`` the held-out correlations of all candidates.
+
+    **Reliability.** ``reliability_`` is the cross-validated held-out Pearson correlation of the chosen
+    predictor, clipped to [0, 1]: what to expect on new cells like the reference's (the final model sees
+    all reference cells, so it is if anything slightly better). Isotype controls (``is_isotype_``) carry no
+    specific signal: their reliability is 0 and :func:`sxdiff.pp.protein_context` leaves them out.
 
     Parameters
     ----------
@@ -103,6 +198,8 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
         Used by :meth:`load` only.
     n_genes
         Number of most variable reference genes used as input (coding genes of proteins are added).
+    n_components
+        Number of principal components, the input of both predictors.
     n_hidden, n_layers, dropout
         Size and regularisation of the MLP.
     gene_names, protein_names
@@ -115,7 +212,8 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
     >>> modalities = {"rna_layer": "rna", "protein_layer": "prot"}
     >>> sxdiff.model.ProteinTranslator.setup_mudata(mdata, modalities=modalities)  # doctest: +SKIP
     >>> translator = sxdiff.model.ProteinTranslator(mdata)  # doctest: +SKIP
-    >>> translator.train(max_epochs=100)  # doctest: +SKIP
+    >>> translator.train()  # doctest: +SKIP
+    >>> translator.reliability_summary().head()  # reliability and chosen predictor  # doctest: +SKIP
     >>> protein = translator.predict(adata_rna)  # cells x proteins DataFrame  # doctest: +SKIP
     """
 
@@ -126,6 +224,7 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
         adata: MuData | None = None,
         registry: dict | None = None,
         n_genes: int = 2000,
+        n_components: int = 30,
         n_hidden: int = 128,
         n_layers: int = 1,
         dropout: float = 0.2,
@@ -133,12 +232,14 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
         protein_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__(adata, registry)
+        if n_genes < 1 or n_components < 1:
+            raise ValueError(f"n_genes={n_genes} and n_components={n_components} must be positive.")
         if adata is not None:
             rna = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
             reference_genes = self._reference_gene_names(adata)
             protein_names = [str(p) for p in self._protein_var_names(adata)]
             logged = log_normalize(rna)
-            mean, std = _mean_std(logged)
+            _, std = _mean_std(logged)
             order = np.argsort(-std, kind="stable")[:n_genes]
             coding = {g for p in protein_names for g in coding_genes(p, reference_genes)}
             chosen = sorted(set(order.tolist()) | {reference_genes.index(g) for g in coding})
@@ -148,22 +249,31 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
         self.gene_names_ = [str(g) for g in gene_names]
         self.protein_names_ = [str(p) for p in protein_names]
         self.is_isotype_ = np.array([is_isotype_control(p) for p in self.protein_names_])
-        self.reliability_ = np.full(len(self.protein_names_), np.nan)
+        n_proteins = len(self.protein_names_)
+        self.reliability_ = np.full(n_proteins, np.nan)
+        self.predictor_ = np.array([""] * n_proteins, dtype=object)
+        self.cv_pearson_ = pd.DataFrame(index=self.protein_names_, columns=list(CANDIDATE_SHARES), dtype=float)
+        self.ridge_alpha_ = np.full(n_proteins, np.nan)
+        self.component_variance_ = np.zeros(n_components)
+        self.translator_version_ = TRANSLATOR_FILE_VERSION
         self.module = self._module_cls(
             n_input=self.summary_stats.n_vars,
             gene_index=self._gene_index(adata) if adata is not None else list(range(len(self.gene_names_))),
-            n_proteins=len(self.protein_names_),
+            n_proteins=n_proteins,
+            n_components=n_components,
             n_hidden=n_hidden,
             n_layers=n_layers,
             dropout=dropout,
         )
         if adata is not None:
-            selected = np.asarray([self._reference_gene_names(adata).index(g) for g in self.gene_names_])
-            self.module.gene_mean.copy_(torch.as_tensor(mean[selected], dtype=torch.float32))
-            self.module.gene_std.copy_(torch.as_tensor(np.clip(std[selected], 1e-3, None), dtype=torch.float32))
+            mean, components, variance = principal_components(logged[:, chosen], n_components)
+            scale = np.where(variance > 1e-12, 1.0 / np.sqrt(np.where(variance > 1e-12, variance, 1.0)), 0.0)
+            self.module.gene_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+            self.module.projection.copy_(torch.as_tensor(components * scale, dtype=torch.float32))
+            self.component_variance_ = variance
         self._model_summary_string = (
-            f"ProteinTranslator: {len(self.gene_names_)} genes -> {len(self.protein_names_)} proteins "
-            f"({int(self.is_isotype_.sum())} isotype controls)"
+            f"ProteinTranslator: {len(self.gene_names_)} genes -> {n_components} components -> "
+            f"{n_proteins} proteins ({int(self.is_isotype_.sum())} isotype controls)"
         )
         self.init_params_ = self._get_init_params(locals())
 
@@ -249,8 +359,10 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
         self,
         max_epochs: int = 200,
         *,
+        predictor: TranslatorPredictor = "auto",
+        n_folds: int = 5,
         lr: float = 1e-3,
-        weight_decay: float = 1e-4,
+        weight_decay: float = 1e-2,
         train_size: float = 0.85,
         validation_size: float | None = 0.15,
         batch_size: int = 128,
@@ -258,82 +370,154 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
         seed: int | None = 0,
         **kwargs,
     ):
-        """Train on the reference, then estimate each protein's reliability on the held-out cells.
+        """Choose each protein's predictor by cross-validation, record its held-out reliability, refit on all cells.
+
+        For each of ``n_folds`` folds of reference cells, the linear map (and, unless ``predictor="linear"``,
+        the MLP) is fitted on the other folds and predicts the held-out fold. The out-of-fold predictions give
+        every candidate's held-out Pearson correlation per protein (``cv_pearson_``); each protein keeps the best
+        candidate allowed by ``predictor`` (ties go to the simpler one), its correlation becomes its
+        reliability, and the chosen predictors are refitted on all reference cells. The MLP is trained
+        ``n_folds + 1`` times (once per fold, once on all cells); ``predictor="linear"`` trains no network and
+        takes seconds.
 
         Parameters
         ----------
         max_epochs
-            Maximum number of epochs (early stopping on the validation loss by default).
+            Maximum number of epochs of each MLP fit (early stopping on a validation split by default).
+        predictor
+            ``"auto"``: per protein the best of linear map, MLP and their mean; ``"linear"`` or ``"network"``:
+            that predictor for every protein (reliability still cross-validated).
+        n_folds
+            Folds of the cross-validation that chooses predictors and measures reliability (at least 2; each
+            held-out fold should keep ~50 cells or more for stable estimates).
         lr, weight_decay
-            Adam learning rate and weight decay.
+            Adam learning rate and weight decay of the MLP.
         train_size, validation_size
-            Fractions of reference cells for training and for validation (reliability is measured on
-            the validation cells; keep at least ~50 of them).
+            Fractions of the cells an MLP is fitted on that it trains on and stops early on.
         batch_size
             Minibatch size.
         early_stopping
-            Stop when the validation loss stops improving.
+            Stop each MLP fit when its validation loss stops improving.
         seed
-            Seed of the held-out cells, minibatch shuffling and dropout, set when training starts, so that training
-            does not depend on what else drew random numbers before it. ``None``: scvi-tools' own split (from
-            ``scvi.settings.seed``, random when unset) and the current random state. Seed the initial weights with
-            ``torch.manual_seed`` before creating the translator. Like ``lightning.seed_everything``, this reseeds the
-            global ``random``, NumPy and torch generators.
+            Seed of the folds, the early-stopping cells, minibatch shuffling and dropout, set when training
+            starts, so that training does not depend on what else drew random numbers before it. ``None``: a
+            random split and the current random state. Seed the initial weights with ``torch.manual_seed``
+            before creating the translator. Like ``lightning.seed_everything``, this reseeds the global
+            ``random``, NumPy and torch generators.
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` (e.g. ``accelerator``).
+
+        Raises
+        ------
+        ValueError
+            An unknown ``predictor``, fewer than 2 folds, or fewer than 2 reference cells per fold.
         """
+        if predictor not in ("auto", "linear", "network"):
+            raise ValueError(f"Unknown predictor {predictor!r}; choose 'auto', 'linear' or 'network'.")
+        n_cells = self.adata.n_obs
+        if n_folds < 2 or n_cells < 2 * n_folds:
+            raise ValueError(
+                f"n_folds={n_folds} with {n_cells} reference cells: need at least 2 folds of at least 2 cells each "
+                "to measure reliability on held-out cells."
+            )
+        _split_indices(n_cells, train_size, validation_size, 0)  # refuse sizes that do not fit, before any work
         if seed is not None:
             import lightning.pytorch as pl
 
             pl.seed_everything(seed, verbose=False)
-            splitter = dict(kwargs.get("datasplitter_kwargs") or {})  # scvi-tools would use scvi.settings.seed
-            splitter.setdefault(
-                "external_indexing", _split_indices(self.adata.n_obs, train_size, validation_size, seed)
-            )
-            kwargs["datasplitter_kwargs"] = splitter
-        plan_kwargs = {"lr": lr, "weight_decay": weight_decay, **kwargs.pop("plan_kwargs", {})}
-        out = super().train(
-            max_epochs=max_epochs,
-            train_size=train_size,
-            validation_size=validation_size,
-            batch_size=batch_size,
-            early_stopping=early_stopping,
-            plan_kwargs=plan_kwargs,
-            **kwargs,
+        rng = np.random.default_rng(seed)
+        scores = self._reference_scores()
+        design = scores * np.sqrt(self.component_variance_)  # unwhitened: ridge shrinks minor components more
+        targets = clr(self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)).astype(np.float64)
+        candidates = ["linear"] if predictor == "linear" else ["network"] if predictor == "network" else None
+        candidates = candidates or list(CANDIDATE_SHARES)
+        folds = rng.permutation(n_cells) % n_folds
+        out_of_fold = {name: np.zeros_like(targets) for name in ("linear", "network")}
+        fit = {"max_epochs": max_epochs, "lr": lr, "weight_decay": weight_decay, "batch_size": batch_size}
+        fit |= {"train_size": train_size, "validation_size": validation_size, "early_stopping": early_stopping}
+        for fold in range(n_folds):
+            held, kept = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
+            weight, bias, _ = ridge_fit(design[kept], targets[kept])
+            out_of_fold["linear"][held] = design[held] @ weight + bias
+            if candidates != ["linear"]:
+                self._fit_network(kept, held, rng, **fit, **kwargs)
+                out_of_fold["network"][held] = self._network_numpy(scores[held])
+            logger.info("ProteinTranslator: cross-validation fold %d of %d done.", fold + 1, n_folds)
+        out_of_fold["mean"] = (out_of_fold["linear"] + out_of_fold["network"]) / 2
+        self.cv_pearson_ = pd.DataFrame(
+            {
+                name: column_pearson(out_of_fold[name], targets) if name in candidates else np.nan
+                for name in CANDIDATE_SHARES
+            },
+            index=self.protein_names_,
         )
-        self._estimate_reliability()
+        best = self.cv_pearson_[candidates].to_numpy().argmax(axis=1)  # first maximum: the simpler candidate
+        self.predictor_ = np.array([candidates[i] for i in best], dtype=object)
+        chosen = self.cv_pearson_[candidates].to_numpy()[np.arange(len(best)), best]
+        self.reliability_ = np.where(self.is_isotype_, 0.0, np.clip(chosen, 0.0, 1.0))
+        weight, bias, self.ridge_alpha_ = ridge_fit(design, targets)
+        share = np.array([CANDIDATE_SHARES[name] for name in self.predictor_])
+        self.module.linear_weight.copy_(torch.as_tensor(weight * np.sqrt(self.component_variance_)[:, None]))
+        self.module.linear_bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+        self.module.network_share.copy_(torch.as_tensor(share, dtype=torch.float32))
+        out = None
+        if share.any():
+            out = self._fit_network(np.arange(n_cells), np.array([], dtype=int), rng, **fit, **kwargs)
+        self.is_trained_ = True
+        counts = pd.Series(self.predictor_[~self.is_isotype_]).value_counts().to_dict()
+        logger.info("ProteinTranslator: predictors chosen for non-isotype proteins: %s.", counts)
         return out
 
-    def _estimate_reliability(self) -> None:
-        indices = getattr(self, "validation_indices", None)
-        if indices is None or len(indices) < 10:
-            logger.warning("Fewer than 10 held-out reference cells: reliability_ is left undefined (NaN).")
-            return
-        rna = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)[indices]
-        protein = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)[indices]
-        predicted = self._predict_counts(rna)
-        measured = clr(protein)
-        reliability = np.zeros(len(self.protein_names_))
-        for k in range(len(self.protein_names_)):
-            x, y = predicted[:, k], measured[:, k]
-            if x.std() > 0 and y.std() > 0:
-                reliability[k] = max(0.0, float(np.corrcoef(x, y)[0, 1]))
-        self.reliability_ = reliability
+    def _fit_network(
+        self,
+        cells: np.ndarray,
+        held_out: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        train_size: float,
+        validation_size: float | None,
+        **kwargs,
+    ):
+        """Train a freshly initialised MLP on ``cells`` (early stopping on some of them); ``held_out`` is never seen."""
+        for layer in self.module.network.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+        self.module.train()  # Lightning keeps the mode it finds; prediction left the module in eval mode
+        fit, stop, _ = _split_indices(len(cells), train_size, validation_size, int(rng.integers(2**31)))
+        splitter = dict(kwargs.pop("datasplitter_kwargs", None) or {})
+        splitter["external_indexing"] = [cells[fit], cells[stop], held_out]
+        plan_kwargs = {"lr": kwargs.pop("lr"), "weight_decay": kwargs.pop("weight_decay")}
+        plan_kwargs |= kwargs.pop("plan_kwargs", {})
+        enable_progress_bar = kwargs.pop("enable_progress_bar", False)
+        return super().train(
+            train_size=train_size,
+            validation_size=validation_size,
+            datasplitter_kwargs=splitter,
+            plan_kwargs=plan_kwargs,
+            enable_progress_bar=enable_progress_bar,
+            **kwargs,
+        )
 
-    # ---------------------------------------------------------------------------------- prediction
+    def _reference_scores(self) -> np.ndarray:
+        """Whitened component scores of every reference cell."""
+        rna = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+        logged = log_normalize(rna)[:, self._gene_index(self.adata)]
+        projection = self.module.projection.cpu().numpy().astype(np.float64)
+        mean = self.module.gene_mean.cpu().numpy().astype(np.float64)
+        return np.asarray(logged @ projection) - mean @ projection
+
     @torch.inference_mode()
-    def _predict_counts(self, counts, batch_size: int = 1024) -> np.ndarray:
-        """Predicted CLR protein for counts whose columns are already the translator's genes or the reference's."""
+    def _network_numpy(self, scores: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """The MLP's CLR protein for component scores."""
         self.module.eval()
         device = next(self.module.parameters()).device
-        out = []
-        for start in range(0, counts.shape[0], batch_size):
-            block = counts[start : start + batch_size]
-            block = block.toarray() if sp.issparse(block) else np.asarray(block)
-            tensor = torch.as_tensor(block, dtype=torch.float32, device=device)
-            out.append(self.module.network(self.module.standardised_rna(tensor)).cpu().numpy())
-        return np.vstack(out) if out else np.zeros((0, len(self.protein_names_)), dtype=np.float32)
+        blocks = [
+            self.module.network(torch.as_tensor(scores[i : i + batch_size], dtype=torch.float32, device=device))
+            for i in range(0, scores.shape[0], batch_size)
+        ]
+        return torch.cat(blocks).cpu().numpy().astype(np.float64) if blocks else np.zeros((0, len(self.protein_names_)))
 
+    # ---------------------------------------------------------------------------------- prediction
     @torch.inference_mode()
     def predict(self, adata: AnnData | MuData, *, layer: str | None = None, batch_size: int = 1024) -> pd.DataFrame:
         """CLR protein estimates for the cells of any RNA AnnData that shares enough genes.
@@ -390,31 +574,66 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
                 "The query holds neither counts nor log1p-normalised values (it has negative values); the "
                 "translator was trained on log-normalised counts. Pass a layer of counts with `layer=`."
             )
-        mean = self.module.gene_mean.cpu().numpy()
-        std = self.module.gene_std.cpu().numpy()
+        mean = self.module.gene_mean.cpu().numpy().astype(np.float64)
+        projection = self.module.projection.cpu().numpy().astype(np.float64)
         out = []
         device = next(self.module.parameters()).device
+        self.module.eval()
         for start in range(0, adata.n_obs, batch_size):
             block = logged[start : start + batch_size]
             block = block.toarray() if sp.issparse(block) else np.asarray(block)
-            genes = np.tile(mean, (block.shape[0], 1))
+            genes = np.tile(mean, (block.shape[0], 1))  # a missing gene counts as average
             genes[:, present] = block[:, [c for c in columns if c >= 0]]
-            standardised = torch.as_tensor((genes - mean) / std, dtype=torch.float32, device=device)
-            self.module.eval()
-            out.append(self.module.network(standardised).cpu().numpy())
+            scores = torch.as_tensor((genes - mean) @ projection, dtype=torch.float32, device=device)
+            out.append(self.module.combined(scores).cpu().numpy())
         result = np.vstack(out) if out else np.zeros((0, len(self.protein_names_)))
         return pd.DataFrame(result, index=adata.obs_names.copy(), columns=self.protein_names_)
 
     def reliability_summary(self) -> pd.DataFrame:
-        """Reliability per protein (isotype controls flagged and excluded from ``median``).
+        """Reliability and chosen predictor per protein (isotype controls flagged and excluded from ``median``).
 
         Returns
         -------
-        DataFrame indexed by protein with columns ``reliability`` and ``is_isotype``; ``attrs["median"]``
-        is the median reliability over non-isotype proteins.
+        DataFrame indexed by protein with columns ``reliability``, ``predictor`` (``"linear"``, ``"mean"`` or
+        ``"network"``) and ``is_isotype``; ``attrs["median"]`` is the median reliability over non-isotype proteins.
         """
         frame = pd.DataFrame(
-            {"reliability": self.reliability_, "is_isotype": self.is_isotype_}, index=self.protein_names_
+            {"reliability": self.reliability_, "predictor": self.predictor_, "is_isotype": self.is_isotype_},
+            index=self.protein_names_,
         )
         frame.attrs["median"] = float(np.nanmedian(frame.loc[~frame["is_isotype"], "reliability"]))
         return frame
+
+    @classmethod
+    def load(cls, dir_path: str | os.PathLike, adata: MuData | None = None, device: str = "cpu") -> ProteinTranslator:
+        """Load a translator saved by :meth:`save` (see :meth:`SafeSaveLoadMixin.load`).
+
+        Raises
+        ------
+        ModelFileError
+            Besides the general reasons, a translator saved before version 2 of its state (an MLP on
+            standardised genes, without principal components and linear map): retrain it.
+        """
+        _refuse_old_translator(Path(dir_path))
+        return super().load(dir_path, adata=adata, device=device)
+
+
+def _refuse_old_translator(path: Path) -> None:
+    """Raise ``ModelFileError`` for a translator file whose state predates :data:`TRANSLATOR_FILE_VERSION`."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+        attributes = json.loads((path / "attributes.json").read_text())
+    except (OSError, ValueError):
+        return  # the general checks of SafeSaveLoadMixin.load explain what is wrong
+    if manifest.get("format_version") != FORMAT_VERSION or manifest.get("model_class") != "ProteinTranslator":
+        return
+    version = attributes.get("translator_version_", 1) if isinstance(attributes, dict) else 1
+    if not isinstance(version, int) or version < TRANSLATOR_FILE_VERSION:
+        import sxdiff
+
+        raise ModelFileError(
+            f"{path} holds a ProteinTranslator of an older sxdiff (translator state {version}: an MLP on standardised "
+            f"genes), whose network differs from this sxdiff {sxdiff.__version__} (translator state "
+            f"{TRANSLATOR_FILE_VERSION}: principal components, linear map and MLP chosen per protein); retrain the "
+            "translator with this version."
+        )

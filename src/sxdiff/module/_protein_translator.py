@@ -1,4 +1,10 @@
-"""Torch module of the ProteinTranslator: log-normalised RNA of selected genes -> CLR protein."""
+"""Torch module of the ProteinTranslator: log-normalised RNA -> principal components -> CLR protein.
+
+Two predictors share one input, the whitened principal-component scores of the translator's genes: a
+linear map (ridge regression, fitted in closed form by the model and stored as buffers) and an MLP
+(trained by gradient descent). ``network_share`` says, per protein, how much of the prediction comes
+from the MLP (0: linear map only, 1: MLP only, 0.5: their mean); the model sets it by cross-validation.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,15 @@ def clr_torch(counts: torch.Tensor) -> torch.Tensor:
 
 
 class ProteinTranslatorModule(BaseModuleClass):
-    """MLP regression of CLR protein on standardised ``log1p`` RNA (counts per 10,000) of selected genes.
+    """Linear map and MLP from the principal components of ``log1p`` RNA (counts per 10,000) to CLR protein.
+
+    Buffers (set by :class:`~sxdiff.model.ProteinTranslator`, saved with the weights):
+
+    - ``gene_index``: positions of the translator's genes in the registered RNA matrix;
+    - ``gene_mean``, ``projection``: centring and the genes x components map to whitened PCA scores
+      (zero columns when the reference has fewer cells than components);
+    - ``linear_weight``, ``linear_bias``: the ridge regression of each protein on the scores;
+    - ``network_share``: per protein, the weight of the MLP in the prediction (the rest is linear).
 
     Parameters
     ----------
@@ -28,6 +42,8 @@ class ProteinTranslatorModule(BaseModuleClass):
         Positions of the translator's genes in the registered RNA matrix.
     n_proteins
         Number of protein features.
+    n_components
+        Number of principal components (input width of both predictors).
     n_hidden, n_layers, dropout
         Size and regularisation of the MLP.
     """
@@ -37,30 +53,52 @@ class ProteinTranslatorModule(BaseModuleClass):
         n_input: int,
         gene_index: list[int],
         n_proteins: int,
+        n_components: int = 30,
         n_hidden: int = 128,
         n_layers: int = 1,
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        n_genes = len(gene_index)
         self.register_buffer("gene_index", torch.as_tensor(gene_index, dtype=torch.long))
-        self.register_buffer("gene_mean", torch.zeros(len(gene_index)))
-        self.register_buffer("gene_std", torch.ones(len(gene_index)))
+        self.register_buffer("gene_mean", torch.zeros(n_genes))
+        self.register_buffer("projection", torch.zeros(n_genes, n_components))
+        self.register_buffer("linear_weight", torch.zeros(n_components, n_proteins))
+        self.register_buffer("linear_bias", torch.zeros(n_proteins))
+        self.register_buffer("network_share", torch.zeros(n_proteins))
         self.n_input = n_input
-        self.network = mlp(len(gene_index), n_hidden, n_proteins, n_layers, dropout)
+        self.network = mlp(n_components, n_hidden, n_proteins, n_layers, dropout)
 
-    def standardised_rna(self, counts: torch.Tensor, selected: bool = False) -> torch.Tensor:
-        """Standardised ``log1p`` RNA of the translator's genes (``selected``: columns already chosen)."""
+    def log_rna(self, counts: torch.Tensor) -> torch.Tensor:
+        """``log1p`` counts per 10,000 of the translator's genes, from counts of all registered genes."""
         library = counts.sum(dim=1, keepdim=True).clamp_min(1.0)
-        genes = counts if selected else counts.index_select(1, self.gene_index)
-        return (torch.log1p(genes / library * 1e4) - self.gene_mean) / self.gene_std
+        return torch.log1p(counts.index_select(1, self.gene_index) / library * 1e4)
+
+    def scores(self, logged: torch.Tensor) -> torch.Tensor:
+        """Whitened principal-component scores of ``log1p`` expression of the translator's genes."""
+        return (logged - self.gene_mean) @ self.projection
+
+    def linear(self, scores: torch.Tensor) -> torch.Tensor:
+        """The linear map's CLR protein."""
+        return scores @ self.linear_weight + self.linear_bias
+
+    def combined(self, scores: torch.Tensor) -> torch.Tensor:
+        """The translator's prediction: per protein, the chosen mix of the MLP and the linear map."""
+        share = self.network_share
+        if not bool(share.any()):
+            return self.linear(scores)
+        return share * self.network(scores) + (1 - share) * self.linear(scores)
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor], **kwargs) -> dict:
         return {"x": tensors[REGISTRY_KEYS.X_KEY]}
 
     @auto_move_data
     def inference(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Predicted CLR protein of a batch of RNA counts."""
-        return {"protein": self.network(self.standardised_rna(x))}
+        """The MLP's CLR protein (``network``, what training fits) and the translator's (``protein``)."""
+        scores = self.scores(self.log_rna(x))
+        network = self.network(scores)
+        share = self.network_share
+        return {"network": network, "protein": share * network + (1 - share) * self.linear(scores)}
 
     def _get_generative_input(self, tensors, inference_outputs, **kwargs) -> dict:
         return {}
@@ -70,9 +108,9 @@ class ProteinTranslatorModule(BaseModuleClass):
         return {}
 
     def loss(self, tensors, inference_outputs, generative_outputs, **kwargs) -> LossOutput:
-        """Mean squared error to the measured CLR protein."""
+        """Mean squared error of the MLP to the measured CLR protein (the linear map is fitted in closed form)."""
         target = clr_torch(tensors[REGISTRY_KEYS.PROTEIN_EXP_KEY])
-        per_cell = (inference_outputs["protein"] - target).pow(2).mean(dim=1)
+        per_cell = (inference_outputs["network"] - target).pow(2).mean(dim=1)
         return LossOutput(loss=per_cell.mean(), reconstruction_loss=per_cell, n_obs_minibatch=per_cell.shape[0])
 
     @torch.inference_mode()

@@ -13,7 +13,7 @@ from anndata import AnnData
 
 from sxdiff.data._expression import detect_expression_scale, get_expression, log_normalize
 from sxdiff.data._on_disk import check_finite
-from sxdiff.data._protein import coding_genes
+from sxdiff.data._protein import coding_genes, is_isotype_control
 
 __all__ = ["knowledge_proxy", "protein_context"]
 
@@ -86,7 +86,7 @@ def knowledge_proxy(
     Returns
     -------
     ``(activity, reliability)``: cells x features DataFrame and a Series per feature. Features whose
-    genes are absent are dropped (and logged).
+    genes are absent, and isotype controls (:func:`sxdiff.data.is_isotype_control`), are dropped (and logged).
 
     Examples
     --------
@@ -103,6 +103,9 @@ def knowledge_proxy(
     features: dict[str, tuple[list[str], str]] = {}
     skipped = []
     for protein in proteins or []:
+        if is_isotype_control(protein):  # background binding, no specific signal: never protein context
+            skipped.append(protein)
+            continue
         chosen = list((protein_genes or {}).get(protein, coding_genes(protein, genes)))
         chosen = [g for g in chosen if g in position]
         (features.__setitem__(protein, (chosen, "protein")) if chosen else skipped.append(protein))
@@ -153,7 +156,8 @@ def protein_context(
     """Give every cell protein context and write it into the object the scanpy way.
 
     With ``translator`` (a trained :class:`sxdiff.model.ProteinTranslator`) the CLR protein estimates and
-    the translator's reliabilities are used; otherwise (or with ``method="knowledge"``) the knowledge
+    the translator's cross-validated reliabilities are used, isotype controls (``translator.is_isotype_``)
+    left out: they measure background binding, not a protein; otherwise (or with ``method="knowledge"``) the knowledge
     proxy from coding-gene mRNA (:func:`knowledge_proxy`). Measured protein needs no estimate: register
     it directly (a ``prot`` modality of a MuData).
 
@@ -201,6 +205,10 @@ def protein_context(
     if translator is not None and method != "knowledge":
         values = translator.predict(rna, layer=layer)
         reliability = pd.Series(translator.reliability_, index=translator.protein_names_).fillna(0.0)
+        isotypes = [p for p, flag in zip(translator.protein_names_, translator.is_isotype_, strict=True) if flag]
+        if isotypes:  # background binding, no specific signal: never protein context
+            logger.info("protein_context: isotype control(s) %s left out.", isotypes)
+            values = values.drop(columns=isotypes)
         source = "translator"
     else:
         values, reliability = knowledge_proxy(rna, proteins, complexes=complexes, layer=layer)
