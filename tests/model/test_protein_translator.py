@@ -288,3 +288,30 @@ def test_knowledge_proxy_never_passes_on_isotype_controls():
     )
     assert list(values.columns) == ["G1"]
     assert list(reliability.index) == ["G1"]
+
+
+def test_the_network_is_chosen_where_it_wins_on_held_out_cells():
+    """NONLIN falls with |programme 2|, which no linear map of the components can follow; LIN is linear."""
+    loadings = np.random.default_rng(0).normal(size=(2, 60)) * 0.8
+    rng = np.random.default_rng(1)
+    programme = rng.normal(size=(300, 2))
+    rna = ad.AnnData(
+        sp.csr_matrix(rng.poisson(np.exp(programme @ loadings + 1.0)).astype(np.float32)),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(60)]),
+    )
+    lam = np.stack(
+        [np.exp(1.5 + 1.2 * programme[:, 0]), np.exp(3 - 1.5 * np.abs(programme[:, 1])), np.full(300, 20.0)], axis=1
+    )
+    prot = ad.AnnData(rng.poisson(lam).astype(np.float32), var=pd.DataFrame(index=["LIN", "NONLIN", "OTHER"]))
+    rna.obs_names = prot.obs_names = [f"c{i}" for i in range(300)]
+    mdata = md.MuData({"rna": rna, "prot": prot})
+    ProteinTranslator.setup_mudata(mdata)
+    torch.manual_seed(0)
+    model = ProteinTranslator(mdata, n_components=8, n_hidden=32)
+    model.train(max_epochs=60, n_folds=3, lr=1e-2, weight_decay=1e-3, batch_size=512, enable_progress_bar=False)
+    cv = model.cv_pearson_
+    assert model.predictor_[1] in ("network", "mean")
+    assert cv.loc["NONLIN", "network"] > cv.loc["NONLIN", "linear"] + 0.05
+    assert model.reliability_[1] == pytest.approx(cv.loc["NONLIN"].max())
+    assert model.reliability_[0] > 0.8
+    assert model.module.network_share[1] > 0
