@@ -63,3 +63,42 @@ def test_protein_context_knowledge_copy():
     assert "sxdiff_protein" not in adata.obsm
     assert out.obsm["sxdiff_protein"].shape == (300, 1)
     assert out.uns["sxdiff_protein"]["source"] == "knowledge"
+
+
+def _states(n=600, seed=0):
+    """40 genes follow three cell-state programmes (Poisson counts); 40 are Poisson noise with a constant share
+    of the cell's transcripts (so that normalising by library size leaves them pure noise).
+    """
+    rng = np.random.default_rng(seed)
+    programmes = rng.normal(size=(n, 3))
+    rates = np.exp(1.5 + programmes @ rng.normal(size=(3, 40)) * 0.5)
+    size = rates.sum(axis=1, keepdims=True) / rates.sum(axis=1).mean()
+    noise = rng.poisson(np.exp(1.5) * size * np.ones((n, 40)))
+    var = pd.DataFrame(index=[f"S{i}" for i in range(40)] + [f"N{i}" for i in range(40)])
+    return ad.AnnData(np.hstack([rng.poisson(rates), noise]).astype(np.float32), var=var)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_protein_reliability_is_held_out_noise_near_zero_structure_high(seed):
+    """Smoothed noise looks smooth (the old raw-vs-smoothed correlation gave noise genes about 0.8), but the
+    neighbours (the cell itself left out, found without the gene) do not predict it; a state-following gene is.
+    """
+    adata = _states(seed=seed)
+    noise = [f"N{i}" for i in range(10)]
+    proteins = ["S0", *noise, "Mouse IgG1 isotype"]
+    values, reliability = sxdiff.pp.knowledge_proxy(
+        adata, proteins, protein_genes={"Mouse IgG1 isotype": ["S2"]}, n_neighbors=15
+    )
+    assert list(reliability.index) == ["S0", *noise]  # the isotype control is never protein context
+    assert "Mouse IgG1 isotype" not in values.columns
+    assert reliability["N0"] < 0.1
+    assert reliability[noise].mean() < 0.05
+    assert reliability[noise].max() < 0.15
+    assert reliability["S0"] > 0.5
+
+
+def test_protein_reliability_on_a_subset_of_cells_for_large_data(monkeypatch):
+    monkeypatch.setattr("sxdiff.pp._protein_context._MAX_RELIABILITY_CELLS", 300)
+    _, reliability = sxdiff.pp.knowledge_proxy(_states(), ["S0", "N0"])
+    assert reliability["N0"] < 0.1
+    assert reliability["S0"] > 0.5

@@ -6,7 +6,7 @@ from ._report import render_report, write_results
 from ._run import METHODS, predict_fold, run_fold, run_tasks, summarize
 from ._statexdiff_fold import PROTEIN_PANEL, predict_fold_statexdiff
 from ._tasks import TASK_GROUPS, TASKS, Fold, Task, log_normalized
-from ._translator_cv import translator_cross_validation, translator_summary
+from ._translator_cv import ridge_on_pcs, translator_calibration, translator_cross_validation, translator_summary
 
 __all__ = [
     "ABLATIONS",
@@ -24,10 +24,12 @@ __all__ = [
     "predict_fold",
     "predict_fold_statexdiff",
     "render_report",
+    "ridge_on_pcs",
     "run_benchmark",
     "run_fold",
     "run_tasks",
     "summarize",
+    "translator_calibration",
     "translator_cross_validation",
     "translator_summary",
     "write_results",

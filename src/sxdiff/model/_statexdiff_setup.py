@@ -16,7 +16,7 @@ from scvi.data.fields import MuDataWrapper
 
 from sxdiff.data._on_disk import RowReader
 from sxdiff.data._perturbation_field import PerturbationSetField
-from sxdiff.data._protein import clr
+from sxdiff.data._protein import clr, is_isotype_control
 from sxdiff.data._validation import validate_perturbation_data
 
 __all__ = ["PERTURBATION_KEY", "PROTEIN_KEY", "StateXDiffSetupMixin"]
@@ -160,9 +160,11 @@ class StateXDiffSetupMixin:
         """Register a MuData with RNA and *measured* protein (antibody counts), as totalVI does.
 
         ``modalities`` names them, e.g. ``{"rna_layer": "rna", "protein_layer": "prot"}`` (the default);
-        measured protein is CLR-normalised per cell and has reliability 1. Obs columns are read from
-        ``mdata.obs`` or the RNA modality; ``uns[drug_features_key]`` from ``mdata.uns`` or the RNA
-        modality.
+        measured protein is CLR-normalised per cell and has reliability 1, except isotype controls
+        (:func:`sxdiff.data.is_isotype_control`): they measure background binding, not a protein, and get
+        reliability 0 (logged), so with reliability weighting (the default) they enter neither the protein
+        encoder nor the protein loss. Obs columns are read from ``mdata.obs`` or the RNA modality;
+        ``uns[drug_features_key]`` from ``mdata.uns`` or the RNA modality.
         """
         setup_method_args = cls._get_setup_method_args(**locals())
         modalities = dict(modalities or {"rna_layer": "rna", "protein_layer": "prot"})
@@ -170,6 +172,9 @@ class StateXDiffSetupMixin:
         for role in ("rna_layer", "protein_layer"):
             if modalities.get(role) not in mdata.mod:
                 raise KeyError(f"MuData has no {modalities.get(role)!r} modality for {role} ({list(mdata.mod)}).")
+        isotypes = [str(p) for p in mdata.mod[modalities["protein_layer"]].var_names if is_isotype_control(p)]
+        if isotypes:
+            logger.info("setup_mudata: isotype control(s) %s get protein reliability 0 (background binding).", isotypes)
         transferring = "source_registry" in kwargs
         found = validate_perturbation_data(
             mdata,
@@ -225,7 +230,7 @@ class StateXDiffSetupMixin:
     def _protein_info(adata, args) -> tuple[list[str], list[float]]:
         if isinstance(adata, MuData):
             names = [str(p) for p in adata.mod[args["modalities"]["protein_layer"]].var_names]
-            return names, [1.0] * len(names)
+            return names, [0.0 if is_isotype_control(p) else 1.0 for p in names]  # isotypes: background binding
         key = args.get("protein_obsm_key")
         if key is None:
             return [], []
