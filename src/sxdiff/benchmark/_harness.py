@@ -35,7 +35,6 @@ ABLATIONS: dict[str, dict] = {
     "no_state_effects": {"state_effects": False},
     "no_identities": {"perturbation_identities": False},
     "no_state_anchors": {"state_anchors": 0},
-    "no_context_transfer": {"context_transfer": False},
 }
 
 MODEL = "StateXDiff"

@@ -87,10 +87,6 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         this many k-means centroids of the training controls' states (at least 50 cells each), not through the
         cell's own state, which also encodes its noise (see :meth:`~sxdiff.module.StateXDiffModule.anchor`).
         ``0``: each cell's own state (the ablation).
-    context_transfer
-        With perturbed training cells in at least three contexts, hold one out of the diffusion stage and choose on it
-        how far state effects transfer to a context never trained on (``ν`` in [0, 1]; see
-        :class:`~sxdiff.module.PerturbationComposer`), then train on all of them. ``False``: ``ν = 1`` (the ablation).
     drug_features, protein_names, protein_reliability
         Filled by the model itself (recorded so that a saved model loads without the training data).
 
@@ -132,7 +128,6 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         interaction_penalty: float = 1.0,
         perturbation_identities: bool = True,
         state_anchors: int = 16,
-        context_transfer: bool = True,
         drug_features: dict | None = None,
         protein_names: list[str] | None = None,
         protein_reliability: list[float] | None = None,
@@ -151,7 +146,6 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             if protein_names is None:
                 protein_names, protein_reliability = self._protein_info(adata, args)
         features = DrugFeatures.from_dict(drug_features)
-        self.choose_context_transfer = context_transfer
         self.drug_features_ = drug_features
         self.gene_names_ = list(features.genes)
         self.protein_names_ = list(protein_names or [])
@@ -409,7 +403,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                 validation = train[: max(1, len(train) // 10)]  # too few cells to hold any out: monitoring only
         perturbed_training = np.union1d(train, validation)
         held_context = None
-        if self.choose_context_transfer and self.module.composer is not None and self.module.composer.state_effects:
+        if self.module.composer is not None and self.module.composer.state_effects:
             by_context = hold_out_context(found.contexts, train, seed=seed)
             if by_context is not None:
                 # several contexts: one validates (and tells how far state effects transfer to a new one)
