@@ -66,19 +66,6 @@ def test_state_deviation_is_zero_at_the_mean_state_and_differs_between_states():
     )
 
 
-def test_deviation_scale_scales_each_rows_state_deviation_only():
-    composer = _composer("additive", state_effects=True)
-    e, response, mask = _sets()
-    state = torch.full((3, 6), 1.0)
-    full = composer(e, response, mask, state)
-    scale = torch.tensor([0.0, 0.5, 1.0])
-    scaled = composer(e, response, mask, state, deviation_scale=scale)
-    assert torch.allclose(scaled.deviation, full.deviation * scale[:, None], atol=1e-6)
-    base = full.genes - full.deviation[:, 6:]  # the context-free effect is untouched
-    assert torch.allclose(scaled.genes - scaled.deviation[:, 6:], base, atol=1e-5)
-    assert torch.allclose(scaled.genes[0], composer(e, response, mask, torch.zeros(3, 6)).genes[0], atol=1e-5)
-
-
 def test_zero_dose_and_padding_contribute_nothing():
     composer = _composer("interaction")
     e = torch.randn(2, 3, 8)

@@ -44,8 +44,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT = "sxdiff-model"
-FORMAT_VERSION = 4  # 2: composed expected change, EMA (session 5); 3: identities, novelty shrinkage, state anchors;
-# 4: context transfer ν
+FORMAT_VERSION = 3  # 2: composed expected change, EMA (session 5); 3: identities, novelty shrinkage, state anchors
 _FILES = ("weights.pt", "attributes.json", "var_names.json")
 
 

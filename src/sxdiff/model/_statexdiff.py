@@ -23,12 +23,11 @@ from sxdiff.drugs._features import DrugFeatures
 from sxdiff.module._statexdiff import Stage, StateXDiffModule
 from sxdiff.train import PairedPerturbationData, StateXDiffTrainingPlan
 from sxdiff.train._checkpoint import resume_checkpointing
-from sxdiff.train._context_holdout import hold_out_context
 from sxdiff.train._denormals import flush_denormals
 from sxdiff.train._history import merge_history
 from sxdiff.train._perturbation_holdout import hold_out_perturbations
 
-from ._novelty_shrinkage import choose_context_transfer, choose_novelty_shrinkage
+from ._novelty_shrinkage import choose_novelty_shrinkage
 from ._safe_io import SafeSaveLoadMixin
 from ._statexdiff_predict import StateXDiffPredictMixin
 from ._statexdiff_setup import PERTURBATION_KEY, StateXDiffSetupMixin
@@ -307,15 +306,14 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                     self.module.reset_ema()
                     self.module.mark_trained_perturbations(*_members(data, data.train_set.cells))
                 previous = self._run_stage(name, epochs, state_data if name == "state" else data, previous, run)
-                if name == "diffusion" and (len(data.held_out_perturbations) or data.held_out_context is not None):
-                    # (λ, μ) from the perturbations held out, ν from the context held out, then a shorter run on all
-                    self._choose_transfer(data)
+                if name == "diffusion" and len(data.held_out_perturbations):
+                    # λ from the perturbations held out, then a shorter run on all of them
+                    self._choose_novelty_shrinkage(data)
                     everything = np.union1d(data.train_set.cells, data.validation_set.cells)
                     self.module.mark_trained_perturbations(*_members(data, everything))
                     all_data = data.with_cells(everything, data.validation_set.cells)
                     extra = max(1, round(NOVEL_FINETUNE_SHARE * epochs))
                     previous = self._run_stage("diffusion", extra, all_data, previous, run, "all_perturbations")
-        self.perturbed_contexts_ = sorted({str(c) for c in data.matcher.contexts[data.perturbed_training_cells]})
         self.history_ = previous
         self.module.set_stage(stage)
         self.module.eval()
@@ -352,16 +350,8 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         runner()
         return merge_history(previous, self.history_ or {}, label)
 
-    def _choose_transfer(self, data: PairedPerturbationData) -> None:
-        """Choose ``(λ, μ)`` and ``ν`` on the held-out perturbations and context (see ``_novelty_shrinkage``)."""
-        cells = data.validation_set.cells
-        in_context = data.matcher.contexts[cells] == data.held_out_context
-        if len(data.held_out_perturbations):
-            choose_novelty_shrinkage(self, data, cells[~in_context])
-        if data.held_out_context is not None:
-            index, mask = data.drug_index[cells], data.drug_mask[cells].astype(bool)
-            novel = (np.isin(index, data.held_out_perturbations) & mask).any(axis=1)
-            choose_context_transfer(self, data, cells[in_context & ~novel])
+    def _choose_novelty_shrinkage(self, data: PairedPerturbationData) -> None:
+        choose_novelty_shrinkage(self, data)
 
     def _paired_data(
         self, split_key, validation_fraction, batch_size: int | None, seed, storage: str = "memory"
@@ -401,14 +391,6 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                 train, validation = np.sort(order[n_val:]), np.sort(order[:n_val])
             else:
                 validation = train[: max(1, len(train) // 10)]  # too few cells to hold any out: monitoring only
-        perturbed_training = np.union1d(train, validation)
-        held_context = None
-        if self.module.composer is not None and self.module.composer.state_effects:
-            by_context = hold_out_context(found.contexts, train, seed=seed)
-            if by_context is not None:
-                # several contexts: one validates (and tells how far state effects transfer to a new one)
-                train, in_context, held_context = by_context
-                validation = np.union1d(validation, in_context)
         matcher = ControlMatcher(allowed_controls, found.contexts, found.batches)
         data = PairedPerturbationData(
             self._expression(adata, manager, storage),
@@ -423,8 +405,6 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             seed=seed,
         )
         data.held_out_perturbations = held_out
-        data.held_out_context = held_context
-        data.perturbed_training_cells = perturbed_training
         return data
 
     @torch.no_grad()

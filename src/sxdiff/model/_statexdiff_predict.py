@@ -137,9 +137,6 @@ class StateXDiffPredictMixin:
             if args["context_key"] and args["context_key"] in adata_control.obs
             else np.full(adata_control.n_obs, "all", dtype=object)
         )
-        # sources of a context whose perturbed cells the model never trained on get the state deviation times ν
-        trained_context = torch.as_tensor(np.isin(contexts, getattr(self, "perturbed_contexts_", contexts)))
-        deviation_scale = self.module.context_transfer_scale(trained_context.to(self.device))
         generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
         self.module.eval()
         n = adata_control.n_obs
@@ -175,7 +172,6 @@ class StateXDiffPredictMixin:
                                 guidance_scale=guidance_scale,
                                 generator=generator,
                                 state_control=state,
-                                deviation_scale=deviation_scale[start:stop],
                             )
                             store.write(
                                 (c * n_samples_per_cell + sample) * n + start,  # rows: condition, sample, cell

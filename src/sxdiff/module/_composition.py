@@ -16,10 +16,7 @@ For a set ``{(p_k, d_k)}`` applied to a source cell with standardised state ``z`
   chosen by the model on perturbations held out of training (1 until then: no shrinkage); descriptions that do not
   transfer then predict the average effect, descriptions that do keep their weight. The state-dependent deviation
   of such a perturbation is scaled by a second factor ``μ`` in [0, 1] chosen the same way (a deviation learned for
-  trained perturbations need not transfer to new ones). Likewise, for a source cell of a context whose perturbed
-  cells the model never trained on (an unseen cell type, patient or cell line), the deviation is scaled by a factor
-  ``ν`` in [0, 1] chosen on a training context held out (how far state effects learnt in some contexts hold in
-  another);
+  trained perturbations need not transfer to new ones);
 - ``effect(e, z) = U (h + g(h, z) - g(h, 0))``: a context-free base effect ``U h(e)`` plus a
   state-dependent deviation that is exactly 0 at the mean control state (``z = 0``), starts at 0 and is
   shrunk by an L2 penalty on its output, so that the response of a cell state moves away from the
@@ -144,7 +141,6 @@ class PerturbationComposer(nn.Module):
         self.register_buffer("trained", torch.zeros(self.identity.shape[0], dtype=torch.bool))
         self.register_buffer("measured_alone", torch.zeros(self.identity.shape[0], dtype=torch.bool))
         self.register_buffer("novelty_shrinkage", torch.ones(2))  # (λ description, μ state deviation)
-        self.register_buffer("context_transfer", torch.ones(()))  # ν: state deviation in contexts never trained on
         if state_effects:
             self.state_in = nn.Linear(n_state, n_hidden)
             self.deviation = nn.Sequential(nn.GELU(), nn.Linear(n_hidden, n_hidden))
@@ -200,7 +196,6 @@ class PerturbationComposer(nn.Module):
         reference: torch.Tensor | None = None,
         novelty_shrinkage: tuple[float, float] | None = None,
         identifiable_pairs_only: bool = False,
-        deviation_scale: torch.Tensor | None = None,
     ) -> Composed:
         """Expected change for member embeddings ``(batch, set, d_model)``, dose responses and mask ``(batch, set)``.
 
@@ -212,8 +207,6 @@ class PerturbationComposer(nn.Module):
         (default: the stored values). ``identifiable_pairs_only`` (the training loss) evaluates the interaction only on
         pairs whose members were both measured alone: elsewhere the split between member effects and interaction is
         not identified, and an interaction fitted there would extrapolate arbitrarily to new pairs.
-        ``deviation_scale`` ``(batch,)`` multiplies the state-dependent deviation of each row (``ν`` for source cells of
-        contexts never trained on, see :meth:`StateXDiffModule.context_transfer_scale`; default 1).
         """
         weight = response * mask.to(response.dtype)
         zeros = torch.zeros(state.shape[0], self.out.out_features, device=state.device, dtype=state.dtype)
@@ -241,8 +234,6 @@ class PerturbationComposer(nn.Module):
                 _, state_factor = self._shrinkage(novelty_shrinkage)
                 novel = self.novel(drug_index, mask).to(weight.dtype)
                 member_weight = weight * (1 - novel + novel * state_factor)
-            if deviation_scale is not None:
-                member_weight = member_weight * deviation_scale.to(member_weight).unsqueeze(-1)
             deviation = nn.functional.linear(masked_sum(self._deviation(h, state), member_weight), self.out.weight)
             total = total + deviation
         interaction = zeros

@@ -21,6 +21,8 @@ from typing import Literal
 
 import torch
 from scvi.module.base import BaseModuleClass, LossOutput
+from torch import nn
+from torch.nn.utils import parameters_to_vector
 
 from sxdiff.diffusion import CosineSchedule, ddim_sample, guided_v, min_snr_weight, v_target
 
@@ -31,14 +33,14 @@ from ._drug_encoder import DrugEncoder, DrugTemplate
 from ._state_anchors import nearest_anchor, state_anchors
 from ._triplet import mismatch_partners, quality_triplet
 from ._vmcs import VMCS, VMCSState
-from ._weight_average import WeightAveraging
+from ._weight_average import swapped_in
 
 __all__ = ["Stage", "StateXDiffModule"]
 
 Stage = Literal["state", "diffusion", "all"]
 
 
-class StateXDiffModule(WeightAveraging, BaseModuleClass):
+class StateXDiffModule(BaseModuleClass):
     """Tensors and losses of StateXDiff (no AnnData): see the module docstring for the equations.
 
     Batches are dicts with ``x`` / ``x_control`` (expression of the perturbed cell and its matched
@@ -132,7 +134,8 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
         self.register_buffer("state_mean", torch.zeros(self.n_state))
         self.register_buffer("state_std", torch.ones(self.n_state))
         self.register_buffer("nonnegative", torch.tensor(gene_likelihood == "nb"))
-        self.init_weight_average()
+        self.register_buffer("ema_weights", parameters_to_vector(self._averaged_parameters()).detach().clone())
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         # the composer sees a source cell's state through its nearest anchor (k-means of the training controls'
         # states), never the cell's own state: see :meth:`anchor`
         self.register_buffer("state_anchors", torch.zeros(n_state_anchors, self.n_state))
@@ -187,6 +190,34 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
         """The state the composer sees for source states ``z``: see :func:`~sxdiff.module.nearest_anchor`."""
         return nearest_anchor(z, self.state_anchors[: int(self.n_anchors)], self.state_std)
 
+    def _averaged_parameters(self) -> list[nn.Parameter]:
+        """The parameters the EMA averages: everything the diffusion stage trains (all but the VMCS)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("vmcs.")]
+
+    @torch.no_grad()
+    def reset_ema(self) -> None:
+        """Restart the moving average from the current weights (at the start of the diffusion stage)."""
+        self.ema_weights.copy_(parameters_to_vector(self._averaged_parameters()))
+        self.ema_updates.zero_()
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Exponential moving average of every diffusion-stage weight (drug encoder, composer, denoiser).
+
+        The decay warms up as ``min(ema_decay, (1 + k) / (10 + k))`` after ``k`` updates, so that a short
+        training run is not dominated by the initial weights.
+        """
+        self.ema_updates += 1
+        k = float(self.ema_updates)
+        decay = min(self.ema_decay, (1 + k) / (10 + k))
+        self.ema_weights.lerp_(parameters_to_vector(self._averaged_parameters()), 1 - decay)
+
+    def averaged_weights(self, enabled: bool = True) -> contextlib.AbstractContextManager[None]:
+        """Use the averaged weights inside the block (sampling), the live ones again after it."""
+        if not enabled or int(self.ema_updates) == 0:
+            return contextlib.nullcontext()
+        return swapped_in(self.ema_weights, self._averaged_parameters())
+
     # ------------------------------------------------------------------------------------ helpers
     def _protein(self, tensors: dict, key: str) -> torch.Tensor | None:
         return tensors.get(key) if self.use_protein else None
@@ -204,13 +235,11 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
         drug_mask,
         novelty_shrinkage: tuple[float, float] | None = None,
         identifiable_pairs_only: bool = False,
-        deviation_scale: torch.Tensor | None = None,
     ) -> tuple[Condition, Composed | None]:
         """Denoiser condition and expected change for source states, their protein and perturbation sets.
 
         ``novelty_shrinkage`` overrides the stored ``(λ, μ)`` for members the model never trained on;
-        ``identifiable_pairs_only`` is for the training loss; ``deviation_scale`` ``(batch,)`` scales each row's
-        state-dependent deviation (see :class:`~sxdiff.module.PerturbationComposer`).
+        ``identifiable_pairs_only`` is for the training loss (see :class:`~sxdiff.module.PerturbationComposer`).
         """
         embedding = self.drug_encoder.embed(drug_index)
         response = self.drug_encoder.dose_response(embedding, drug_dose)
@@ -238,7 +267,6 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
                 reference,
                 novelty_shrinkage,
                 identifiable_pairs_only,
-                deviation_scale,
             )
         return condition, composed
 
@@ -257,17 +285,6 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
         if self.composer is not None:
             values = torch.tensor([description, state], dtype=torch.float32).clamp(0.0, 1.0)
             self.composer.novelty_shrinkage.copy_(values)
-
-    @torch.no_grad()
-    def set_context_transfer(self, value: float) -> None:
-        """Store ``ν`` in [0, 1]: the state deviation's weight for sources of contexts never trained on."""
-        if self.composer is not None:
-            self.composer.context_transfer.fill_(min(max(float(value), 0.0), 1.0))
-
-    def context_transfer_scale(self, trained_context: torch.Tensor) -> torch.Tensor:
-        """Per-row deviation scale: 1 where the source's context had perturbed training cells, ``ν`` elsewhere."""
-        nu = self.composer.context_transfer if self.composer is not None else torch.ones(())
-        return torch.where(trained_context, torch.ones_like(nu), nu.to(trained_context.device))
 
     def log_expression(self, x: torch.Tensor) -> torch.Tensor:
         """Expression on the scale of the metrics: log1p per 10,000 for counts, the values otherwise."""
@@ -426,7 +443,6 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
         guidance_scale: float = 1.0,
         generator: torch.Generator | None = None,
         state_control: VMCSState | None = None,
-        deviation_scale: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Predicted states and log-expression changes for source control cells under perturbation sets.
 
@@ -435,15 +451,12 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
         the batch: the decoder's curvature would otherwise turn the residual's spread into a shift of the mean, and
         small effects would drown in it; a batch is one condition's sources). Sample under :meth:`averaged_weights` for
         the EMA weights. ``state_control`` (the sources' :meth:`encode`) skips encoding
-        when the same cells are sampled under several conditions; ``generator`` (on any device) seeds the noise;
-        ``deviation_scale`` (see :meth:`context_transfer_scale`) scales each source's state-dependent deviation.
+        when the same cells are sampled under several conditions; ``generator`` (on any device) seeds the noise.
         """
         protein_control = protein_control if self.use_protein else None
         if state_control is None:
             state_control = self.encode(x_control, protein_control)
-        condition, composed = self.condition(
-            state_control.z, protein_control, drug_index, drug_dose, drug_mask, deviation_scale=deviation_scale
-        )
+        condition, composed = self.condition(state_control.z, protein_control, drug_index, drug_dose, drug_mask)
         n = x_control.shape[0]
         no_drugs = torch.ones(n, dtype=torch.bool, device=x_control.device)
         prepared = self.denoiser.prepare(condition)

@@ -1,4 +1,4 @@
-"""The exponential moving average (EMA) of the diffusion-stage weights, swapped in for sampling."""
+"""Swapping averaged weights into a set of parameters for the length of a block (sampling with the EMA)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-__all__ = ["WeightAveraging", "swapped_in"]
+__all__ = ["swapped_in"]
 
 
 @contextlib.contextmanager
@@ -33,44 +33,3 @@ def swapped_in(weights: torch.Tensor, parameters: Sequence[nn.Parameter]) -> Ite
     finally:
         with torch.no_grad():
             vector_to_parameters(live, parameters)
-
-
-class WeightAveraging:
-    """EMA of every diffusion-stage weight (all but the VMCS), a mixin of :class:`~sxdiff.module.StateXDiffModule`.
-
-    The module calls :meth:`init_weight_average` once its parameters exist; it keeps the average in the buffers
-    ``ema_weights`` (flat) and ``ema_updates`` and reads ``ema_decay``.
-    """
-
-    def init_weight_average(self) -> None:
-        """Register the buffers of the average, started from the current weights."""
-        self.register_buffer("ema_weights", parameters_to_vector(self._averaged_parameters()).detach().clone())
-        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
-
-    def _averaged_parameters(self) -> list[nn.Parameter]:
-        """The parameters the EMA averages: everything the diffusion stage trains (all but the VMCS)."""
-        return [p for name, p in self.named_parameters() if not name.startswith("vmcs.")]
-
-    @torch.no_grad()
-    def reset_ema(self) -> None:
-        """Restart the moving average from the current weights (at the start of the diffusion stage)."""
-        self.ema_weights.copy_(parameters_to_vector(self._averaged_parameters()))
-        self.ema_updates.zero_()
-
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        """Exponential moving average of every diffusion-stage weight (drug encoder, composer, denoiser).
-
-        The decay warms up as ``min(ema_decay, (1 + k) / (10 + k))`` after ``k`` updates, so that a short
-        training run is not dominated by the initial weights.
-        """
-        self.ema_updates += 1
-        k = float(self.ema_updates)
-        decay = min(self.ema_decay, (1 + k) / (10 + k))
-        self.ema_weights.lerp_(parameters_to_vector(self._averaged_parameters()), 1 - decay)
-
-    def averaged_weights(self, enabled: bool = True) -> contextlib.AbstractContextManager[None]:
-        """Use the averaged weights inside the block (sampling), the live ones again after it."""
-        if not enabled or int(self.ema_updates) == 0:
-            return contextlib.nullcontext()
-        return swapped_in(self.ema_weights, self._averaged_parameters())
