@@ -166,7 +166,7 @@ def test_train_refuses_unknown_predictor_and_too_few_cells():
 
 
 def test_ridge_fit_recovers_coefficients_and_shrinks_noise():
-    from sxdiff.model._protein_translator import ridge_fit
+    from sxdiff.model._translator_linear import ridge_fit
 
     rng = np.random.default_rng(0)
     design = rng.normal(size=(500, 5))
@@ -180,7 +180,7 @@ def test_ridge_fit_recovers_coefficients_and_shrinks_noise():
 
 
 def test_principal_components_match_svd_and_pad_when_cells_are_few():
-    from sxdiff.model._protein_translator import principal_components
+    from sxdiff.model._translator_linear import principal_components
 
     rng = np.random.default_rng(0)
     values = rng.normal(size=(50, 8)) @ rng.normal(size=(8, 20))
@@ -272,7 +272,7 @@ def test_training_is_reproducible_whatever_drew_random_numbers_before():
 
 
 def test_seeded_split_refuses_sizes_that_do_not_fit():
-    from sxdiff.model._protein_translator import _split_indices
+    from sxdiff.model._translator_reference import _split_indices
 
     train, validation, test = _split_indices(100, 0.85, 0.15, seed=0)
     assert (len(train), len(validation), len(test)) == (85, 15, 0)

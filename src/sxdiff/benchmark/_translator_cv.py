@@ -29,7 +29,7 @@ def ridge_on_pcs(
     The ``n_genes`` most variable log-normalised genes of the training cells are centred and reduced to
     ``n_components`` principal components; each protein is regressed on the component scores with its
     ridge penalty chosen by leave-one-out error on the training cells
-    (:func:`sxdiff.model._protein_translator.ridge_fit`).
+    (:func:`sxdiff.model._translator_linear.ridge_fit`).
 
     Parameters
     ----------
@@ -44,7 +44,7 @@ def ridge_on_pcs(
     -------
     Test cells x proteins predicted CLR.
     """
-    from sxdiff.model._protein_translator import principal_components, ridge_fit
+    from sxdiff.model._translator_linear import principal_components, ridge_fit
 
     top = np.argsort(-train_logged.std(axis=0), kind="stable")[:n_genes]
     mean, components, _ = principal_components(train_logged[:, top], n_components)

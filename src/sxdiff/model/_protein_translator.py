@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -24,7 +23,10 @@ from sxdiff.data._on_disk import check_finite
 from sxdiff.data._protein import clr, coding_genes, is_isotype_control
 from sxdiff.module._protein_translator import ProteinTranslatorModule
 
-from ._safe_io import FORMAT_VERSION, ModelFileError, SafeSaveLoadMixin
+from ._safe_io import SafeSaveLoadMixin
+from ._translator_files import TRANSLATOR_FILE_VERSION, refuse_old_translator
+from ._translator_linear import _mean_std, column_pearson, principal_components, ridge_fit
+from ._translator_reference import _split_indices, _validate_reference
 
 __all__ = ["MIN_GENE_FRACTION", "ProteinTranslator", "TranslatorPredictor"]
 
@@ -38,132 +40,6 @@ TranslatorPredictor = Literal["auto", "linear", "network"]
 
 CANDIDATE_SHARES: dict[str, float] = {"linear": 0.0, "mean": 0.5, "network": 1.0}
 """Share of the MLP in each candidate predictor, simplest first (ties go to the simpler one)."""
-
-RIDGE_ALPHAS = np.logspace(-4, 2, 25)
-"""Ridge penalties tried, relative to the mean squared singular value of the component scores."""
-
-TRANSLATOR_FILE_VERSION = 2
-"""Version of the translator's saved state (1: MLP on standardised genes; 2: PCA, ridge and MLP, chosen per protein)."""
-
-
-def _mean_std(matrix) -> tuple[np.ndarray, np.ndarray]:
-    if sp.issparse(matrix):
-        mean = np.asarray(matrix.mean(axis=0)).ravel()
-        sq = np.asarray(matrix.multiply(matrix).mean(axis=0)).ravel()
-    else:
-        mean, sq = matrix.mean(axis=0), (matrix**2).mean(axis=0)
-    return mean, np.sqrt(np.clip(sq - mean**2, 0.0, None))
-
-
-def principal_components(logged, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gene means, the top principal axes and their variances, from the gene-gene covariance.
-
-    Works on dense or sparse cells x genes matrices without densifying the cells (the covariance is
-    genes x genes). With fewer cells or genes than ``n_components``, the missing axes are zero columns
-    with variance 0.
-
-    Returns
-    -------
-    ``(mean, components, variance)``: genes, genes x ``n_components``, ``n_components``.
-    """
-    n_cells, n_genes = logged.shape
-    mean = np.asarray(logged.mean(axis=0), dtype=np.float64).ravel()
-    gram = logged.T @ logged
-    gram = gram.toarray() if sp.issparse(gram) else np.asarray(gram)
-    covariance = gram / max(n_cells, 1) - np.outer(mean, mean)
-    values, vectors = np.linalg.eigh(covariance)
-    keep = min(n_components, n_genes, max(n_cells - 1, 0))
-    order = np.argsort(-values)[:keep]
-    components = np.zeros((n_genes, n_components))
-    variance = np.zeros(n_components)
-    components[:, :keep] = vectors[:, order]
-    variance[:keep] = np.clip(values[order], 0.0, None)
-    return mean, components, variance
-
-
-def ridge_fit(
-    design: np.ndarray, targets: np.ndarray, alphas: np.ndarray = RIDGE_ALPHAS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ridge regression of each target column on ``design``, its penalty chosen by leave-one-out error.
-
-    The leave-one-out residuals of ridge regression have a closed form (``(y - fit) / (1 - h)``, with
-    ``h`` the diagonal of the hat matrix), so every penalty of ``alphas`` (relative to the mean squared
-    singular value of the centred design) is scored without refitting, separately for each target.
-
-    Returns
-    -------
-    ``(weight, bias, alpha)``: features x targets, targets, and the absolute penalty chosen per target.
-    """
-    n = design.shape[0]
-    x_mean, y_mean = design.mean(axis=0), targets.mean(axis=0)
-    u, s, vt = np.linalg.svd(design - x_mean, full_matrices=False)
-    s2 = s**2
-    grid = np.asarray(alphas, dtype=np.float64) * max(float(s2.mean()), 1e-12)
-    uty = u.T @ (targets - y_mean)
-    errors = np.empty((len(grid), targets.shape[1]))
-    for i, alpha in enumerate(grid):
-        shrink = s2 / (s2 + alpha)
-        fitted = u @ (shrink[:, None] * uty)
-        hat = (u**2) @ shrink + 1.0 / n
-        errors[i] = ((((targets - y_mean) - fitted) / (1.0 - hat)[:, None]) ** 2).mean(axis=0)
-    best = grid[errors.argmin(axis=0)]
-    factor = s[:, None] / (s2[:, None] + best[None, :])  # components x targets
-    weight = vt.T @ (factor * uty)
-    return weight, y_mean - x_mean @ weight, best
-
-
-def column_pearson(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """Pearson correlation of matching columns (0 where either column is constant)."""
-    a = predicted - predicted.mean(axis=0)
-    b = measured - measured.mean(axis=0)
-    norm = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
-    return np.where(norm > 0, (a * b).sum(axis=0) / np.where(norm > 0, norm, 1.0), 0.0)
-
-
-def _split_indices(n: int, train_size: float, validation_size: float | None, seed: int) -> list[np.ndarray]:
-    """Training, validation and test cell indices as scvi-tools' DataSplitter sizes them, drawn from ``seed``."""
-    if not 0 < train_size <= 1 or (
-        validation_size is not None and (validation_size < 0 or train_size + validation_size > 1)
-    ):
-        raise ValueError(
-            f"train_size={train_size} and validation_size={validation_size} must be fractions with "
-            "0 < train_size <= 1 and train_size + validation_size <= 1."
-        )
-    n_train = min(n, int(np.ceil(train_size * n)))
-    n_validation = n - n_train if validation_size is None else min(n - n_train, int(np.floor(validation_size * n)))
-    order = np.random.default_rng(seed).permutation(n)
-    return [order[:n_train], order[n_train : n_train + n_validation], order[n_train + n_validation :]]
-
-
-def _validate_reference(mdata: MuData, modalities: dict[str, str], protein_layer: str | None) -> None:
-    """Refuse a reference without paired modalities, with non-finite, negative or entirely zero protein counts."""
-    for role in ("rna_layer", "protein_layer"):
-        if role not in modalities:
-            raise KeyError(f"`modalities` must name the {role!r} modality, e.g. {{'{role}': ...}}.")
-        if modalities[role] not in mdata.mod:
-            raise KeyError(
-                f"The reference has no {modalities[role]!r} modality for {role} (modalities: "
-                f"{list(mdata.mod.keys())}). A ProteinTranslator needs paired RNA and protein counts."
-            )
-    prot = mdata.mod[modalities["protein_layer"]]
-    values = prot.X if protein_layer is None else prot.layers[protein_layer]
-    where = f"mdata[{modalities['protein_layer']!r}]" + ("" if protein_layer is None else f".layers[{protein_layer!r}]")
-    check_finite(values, where=where)
-    dense = values.toarray() if sp.issparse(values) else np.asarray(values)
-    if (dense < 0).any():
-        raise ValueError(f"{where} has negative values; the translator needs raw antibody counts.")
-    if not dense.any():
-        raise ValueError(
-            f"{where} is zero in every cell for every protein: there is no protein signal to learn from. Check "
-            "that the layer holds the antibody (ADT) counts."
-        )
-    silent = [str(p) for p, total in zip(prot.var_names, dense.sum(axis=0), strict=True) if total == 0]
-    if silent:
-        logger.warning(
-            "Protein(s) %s are zero in every reference cell; their predictions are constant and their "
-            "reliability is 0.",
-            silent[:20],
-        )
 
 
 class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -614,26 +490,5 @@ class ProteinTranslator(SafeSaveLoadMixin, UnsupervisedTrainingMixin, BaseModelC
             Besides the general reasons, a translator saved before version 2 of its state (an MLP on
             standardised genes, without principal components and linear map): retrain it.
         """
-        _refuse_old_translator(Path(dir_path))
+        refuse_old_translator(Path(dir_path))
         return super().load(dir_path, adata=adata, device=device)
-
-
-def _refuse_old_translator(path: Path) -> None:
-    """Raise ``ModelFileError`` for a translator file whose state predates :data:`TRANSLATOR_FILE_VERSION`."""
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-        attributes = json.loads((path / "attributes.json").read_text())
-    except (OSError, ValueError):
-        return  # the general checks of SafeSaveLoadMixin.load explain what is wrong
-    if manifest.get("format_version") != FORMAT_VERSION or manifest.get("model_class") != "ProteinTranslator":
-        return
-    version = attributes.get("translator_version_", 1) if isinstance(attributes, dict) else 1
-    if not isinstance(version, int) or version < TRANSLATOR_FILE_VERSION:
-        import sxdiff
-
-        raise ModelFileError(
-            f"{path} holds a ProteinTranslator of an older sxdiff (translator state {version}: an MLP on standardised "
-            f"genes), whose network differs from this sxdiff {sxdiff.__version__} (translator state "
-            f"{TRANSLATOR_FILE_VERSION}: principal components, linear map and MLP chosen per protein); retrain the "
-            "translator with this version."
-        )

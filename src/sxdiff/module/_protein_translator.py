@@ -82,12 +82,16 @@ class ProteinTranslatorModule(BaseModuleClass):
         """The linear map's CLR protein."""
         return scores @ self.linear_weight + self.linear_bias
 
-    def combined(self, scores: torch.Tensor) -> torch.Tensor:
-        """The translator's prediction: per protein, the chosen mix of the MLP and the linear map."""
+    def combined(self, scores: torch.Tensor, network: torch.Tensor | None = None) -> torch.Tensor:
+        """The translator's prediction: per protein, the chosen mix of the MLP and the linear map.
+
+        ``network``: the MLP's output for ``scores`` if already computed.
+        """
         share = self.network_share
-        if not bool(share.any()):
+        if network is None and not bool(share.any()):
             return self.linear(scores)
-        return share * self.network(scores) + (1 - share) * self.linear(scores)
+        network = self.network(scores) if network is None else network
+        return share * network + (1 - share) * self.linear(scores)
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor], **kwargs) -> dict:
         return {"x": tensors[REGISTRY_KEYS.X_KEY]}
@@ -97,8 +101,7 @@ class ProteinTranslatorModule(BaseModuleClass):
         """The MLP's CLR protein (``network``, what training fits) and the translator's (``protein``)."""
         scores = self.scores(self.log_rna(x))
         network = self.network(scores)
-        share = self.network_share
-        return {"network": network, "protein": share * network + (1 - share) * self.linear(scores)}
+        return {"network": network, "protein": self.combined(scores, network)}
 
     def _get_generative_input(self, tensors, inference_outputs, **kwargs) -> dict:
         return {}
