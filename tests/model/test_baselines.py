@@ -39,7 +39,39 @@ def test_mean_shift_falls_back_to_same_dose_for_unseen_drug(logged):
     model = MeanShiftBaseline(dose_key="dose", context_key="context").fit(train)
     sources = logged[logged.obs["is_control"].to_numpy()][:5]
     pred = model.predict(sources, pd.DataFrame({"perturbation": ["drug_0"], "dose": ["1.0"]}))
-    np.testing.assert_allclose(pred.X - sources.X, np.tile(model.dose_deltas_["1"], (5, 1)), atol=1e-5)
+    delta, values = model.dose_deltas_["1"], np.asarray(sources.X)
+    # the mean moves by the fallback delta wherever the sources allow it: genes every source expresses, and
+    # decreases no larger than the mean; values stay non-negative and zeros stay zeros under a decrease
+    everywhere = (values > 0).all(axis=0) | ((delta < 0) & (-delta <= values.mean(axis=0)))
+    assert everywhere.sum() >= 10
+    change = np.asarray(pred.X).mean(axis=0) - values.mean(axis=0)
+    np.testing.assert_allclose(change[everywhere], delta[everywhere], atol=1e-5)
+    assert np.asarray(pred.X).min() >= 0
+    assert np.all(np.asarray(pred.X)[:, delta < 0][values[:, delta < 0] == 0] == 0)
+
+
+def test_changes_keep_silent_genes_silent_and_reach_the_predicted_mean():
+    """A gene 0 in every source is not turned into a constant by a small increase (DE tests would call it
+    significant with an infinite fold change); a large one is added; a sparse gene's increase goes to its
+    expressing cells; z-scores (negative values) get the change added."""
+    rng = np.random.default_rng(0)
+    n = 200
+    values = np.zeros((n, 4), dtype=np.float32)
+    values[:, 1] = rng.gamma(4.0, 0.5, n)  # always expressed
+    values[:, 2] = rng.binomial(1, 0.5, n) * rng.gamma(4.0, 0.5, n)  # half the cells
+    model = MeanShiftBaseline()
+    model.nonnegative_ = True
+    contexts = np.zeros(n)
+    out = model._shifted(values, np.array([0.05, 0.3, 0.3, 0.0]), contexts)
+    assert np.all(out[:, 0] == 0)  # a tiny increase of a silent gene is dropped
+    np.testing.assert_allclose(out[:, 1], values[:, 1] + 0.3, atol=1e-5)
+    np.testing.assert_allclose(out[:, 2].mean(), values[:, 2].mean() + 0.3, atol=1e-4)
+    assert np.all(out[:, 2][values[:, 2] == 0] == 0)
+    out = model._shifted(values, np.array([0.5, 0.0, 0.0, 0.0]), contexts)
+    np.testing.assert_allclose(out[:, 0], 0.5, atol=1e-6)  # a large one reaches every cell
+    model.nonnegative_ = False
+    signed = rng.normal(size=(n, 4)).astype(np.float32)
+    np.testing.assert_allclose(model._shifted(signed, np.full(4, -0.7), contexts), signed - 0.7, atol=1e-6)
 
 
 def test_control_baseline_returns_the_sources(logged):

@@ -1,6 +1,7 @@
 """StateXDiffModule: decoding without a floor bias, triplet negatives, EMA scope, zero dose, set invariance."""
 
 import numpy as np
+import pytest
 import torch
 
 from sxdiff.module import StateXDiffModule, mismatch_partners
@@ -133,3 +134,30 @@ def test_the_composer_reads_states_through_the_nearest_anchor():
     plain = _module(n_state_anchors=0)
     plain.calibrate(torch.randn(600, n_state, generator=generator), states, nonnegative=True)
     assert torch.equal(plain.anchor(states), states)
+
+
+def test_variation_scale_multiplies_the_sampled_residual():
+    module = _module(gene_likelihood="normal")
+    module.nonnegative.fill_(False)
+    for parameter in module.denoiser.parameters():
+        torch.nn.init.normal_(parameter, std=0.2)
+    x = torch.randn(8, 12)
+    index, dose, mask = torch.tensor([[2]]).expand(8, 1), torch.ones(8, 1), torch.ones(8, 1, dtype=torch.bool)
+    state = module.encode(x, None)
+    _, composed = module.condition(state.z, None, index, dose, mask)
+
+    def sample(scale: float) -> dict:
+        module.set_variation_scale(scale)
+        return module.sample(x, None, index, dose, mask, n_steps=3, generator=torch.Generator().manual_seed(0))
+
+    full, half, none = sample(1.0), sample(0.5), sample(0.0)
+    # the residual around the predicted mean state shrinks in proportion; at 0 every cell gets the mean change
+    mean_state = state.z + composed.latent * module.state_scale
+    assert torch.allclose(half["z"] - mean_state, 0.5 * (full["z"] - mean_state), atol=1e-5)
+    assert (full["z"] - mean_state).abs().max() > 1e-2
+    assert torch.allclose(none["log_change"], composed.genes, atol=1e-6)
+    assert (full["log_change"] - composed.genes).abs().max() > 1e-3
+    # the mean change over the cells does not depend on the scale
+    assert torch.allclose(full["log_change"].mean(0), none["log_change"].mean(0), atol=1e-5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        module.set_variation_scale(1.5)

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 from anndata import AnnData
 
 from sxdiff.data._expression import get_expression
 from sxdiff.data._perturbation_sets import parse_conditions
 from sxdiff.data._validation import resolve_obs_column, validate_perturbation_data
+from sxdiff.module._decoding import apply_log_change
 
 from ._conditions import conditions_frame
 
@@ -63,6 +65,8 @@ class _Baseline(ABC):
             delimiter=self.delimiter,
         )
         self.var_names_ = adata.var_names.copy()
+        values = get_expression(adata, self.layer)
+        self.nonnegative_ = bool((values.min() if sp.issparse(values) else np.min(values)) >= 0)
         self._fit(adata, found)
         return self
 
@@ -129,6 +133,26 @@ class _Baseline(ABC):
     @abstractmethod
     def _predict_condition(self, X: np.ndarray, contexts: np.ndarray, condition: dict) -> np.ndarray:
         """Predicted expression of the source cells ``X`` under one condition."""
+
+    def _shifted(self, X: np.ndarray, change: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """The source cells ``X`` with the mean of each group of rows moved by ``change`` (``(genes,)`` or per row).
+
+        As StateXDiff applies a change (:func:`~sxdiff.module.apply_log_change`): added to values that may be
+        negative; for non-negative data (fitted on), multiplied in proportion to the group's mean, so that zeros
+        stay zeros and no value goes below 0 (adding a change to every cell turns genes silent in every source into
+        small constants in all predicted cells, which a differential-expression test calls significant).
+        """
+        change = np.broadcast_to(np.asarray(change, dtype=np.float32), X.shape)
+        if not self.nonnegative_:
+            return (X + change).astype(X.dtype)
+        out = np.empty_like(X)
+        for group in pd.unique(groups):
+            rows = np.flatnonzero(groups == group)
+            values = torch.as_tensor(X[rows])
+            out[rows] = apply_log_change(
+                values, torch.as_tensor(np.ascontiguousarray(change[rows])), values.mean(dim=0), nonnegative=True
+            ).numpy()
+        return out
 
 
 class ControlBaseline(_Baseline):
@@ -236,4 +260,4 @@ class MeanShiftBaseline(_Baseline):
         return self.global_delta_
 
     def _predict_condition(self, X: np.ndarray, contexts: np.ndarray, condition: dict) -> np.ndarray:
-        return X + self._delta_of(*self._parse_condition(condition))[None, :]
+        return self._shifted(X, self._delta_of(*self._parse_condition(condition)), contexts)

@@ -51,7 +51,7 @@ class AdditiveBaseline(MeanShiftBaseline):
         total = np.zeros(X.shape[1], dtype=np.float64)
         for i, member in enumerate(members):
             total += self._delta_of((member,), None if doses is None else (doses[i],))
-        return X + total[None, :].astype(X.dtype)
+        return self._shifted(X, total, contexts)
 
 
 class NearestDrugBaseline(MeanShiftBaseline):
@@ -137,7 +137,7 @@ class NearestDrugBaseline(MeanShiftBaseline):
                 continue
             neighbour, _ = match
             total += self._delta_of((neighbour,), None if dose is None else self._nearest_dose(neighbour, dose[0]))
-        return X + total[None, :].astype(X.dtype)
+        return self._shifted(X, total, contexts)
 
 
 class RidgeBaseline(MeanShiftBaseline):
@@ -237,4 +237,4 @@ class RidgeBaseline(MeanShiftBaseline):
                 "query perturbations before fitting."
             ) from None
         delta = self.ridge_.predict(self.scaler_.transform(design[None, :]))[0]
-        return X + delta[None, :].astype(X.dtype)
+        return self._shifted(X, delta, contexts)

@@ -39,7 +39,7 @@ class PerturbedMeanBaseline(MeanShiftBaseline):
     """
 
     def _predict_condition(self, X: np.ndarray, contexts: np.ndarray, condition: dict) -> np.ndarray:
-        return X + self.global_delta_[None, :].astype(X.dtype)
+        return self._shifted(X, self.global_delta_, contexts)
 
 
 class LinearEmbeddingBaseline(MeanShiftBaseline):
@@ -168,6 +168,6 @@ class LinearEmbeddingBaseline(MeanShiftBaseline):
         p = self._embed(members) if self.weights_ is not None else None
         use_model = p is not None and (self.embedding_ == "gene" or len(members) > 1)
         if not use_model:
-            return X + self._delta_of(members, doses)[None, :].astype(X.dtype)
+            return self._shifted(X, self._delta_of(members, doses), contexts)
         delta = self.intercept_ + self.gene_embedding_ @ self.weights_ @ p
-        return X + delta[None, :].astype(X.dtype)
+        return self._shifted(X, delta, contexts)

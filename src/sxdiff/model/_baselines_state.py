@@ -211,4 +211,6 @@ class StateMatchedBaseline(MeanShiftBaseline):
         dose = "" if doses is None else self._dose_key_of(members, doses)
         by_state = self.state_deltas_.get((key, dose), {})
         deltas = np.vstack([by_state.get(state, fallback) for state in range(self.kmeans_.n_clusters)])
-        return (X + deltas[self._assign(X)]).astype(X.dtype)
+        states = self._assign(X)
+        groups = np.char.add(np.char.add(contexts.astype(str), "|"), states.astype(str))  # each state's own mean
+        return self._shifted(X, deltas[states], groups)

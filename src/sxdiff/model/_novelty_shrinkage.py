@@ -10,9 +10,26 @@ import torch
 
 from sxdiff.train import PairedPerturbationData
 
-__all__ = ["choose_novelty_shrinkage"]
+__all__ = ["choose_novelty_shrinkage", "condition_groups"]
 
 logger = logging.getLogger(__name__)
+
+
+def condition_groups(
+    data: PairedPerturbationData, cells: np.ndarray, rng: np.random.Generator, max_conditions: int
+) -> list[np.ndarray]:
+    """The ``cells`` grouped by condition (context, perturbation set, dose); at most ``max_conditions`` groups."""
+    contexts = data.matcher.contexts
+    keys = pd.Series(contexts[cells].astype(str)).str.cat(
+        [
+            pd.Series([str(row) for row in data.drug_index[cells] * data.drug_mask[cells]]),
+            pd.Series([str(row) for row in data.drug_dose[cells]]),
+        ],
+        sep="|",
+    )
+    condition, names = pd.factorize(keys)
+    chosen = np.sort(rng.choice(len(names), size=min(len(names), max_conditions), replace=False))
+    return [cells[condition == c] for c in chosen]
 
 
 @torch.no_grad()
@@ -48,17 +65,8 @@ def choose_novelty_shrinkage(
     """
     rng = np.random.default_rng(data.seed)
     grid = torch.cartesian_prod(torch.linspace(0.0, 1.0, 11), torch.tensor([0.0, 0.5, 1.0]))
-    cells = data.validation_set.cells
+    groups = condition_groups(data, data.validation_set.cells, rng, max_conditions)
     contexts = data.matcher.contexts
-    keys = pd.Series(contexts[cells].astype(str)).str.cat(
-        [
-            pd.Series([str(row) for row in data.drug_index[cells] * data.drug_mask[cells]]),
-            pd.Series([str(row) for row in data.drug_dose[cells]]),
-        ],
-        sep="|",
-    )
-    condition, names = pd.factorize(keys)
-    chosen = np.sort(rng.choice(len(names), size=min(len(names), max_conditions), replace=False))
     module, device = model.module, model.device
 
     def rows(indices):
@@ -70,8 +78,7 @@ def choose_novelty_shrinkage(
     predicted, observed = [], []
     module.eval()
     with module.averaged_weights():
-        for c in chosen:
-            members = cells[condition == c]
+        for members in groups:
             members = rng.choice(members, size=min(len(members), max_cells), replace=False)
             controls = np.flatnonzero(data.matcher.is_control & (contexts == contexts[members[0]]))
             controls = rng.choice(controls, size=min(len(controls), max_cells), replace=False)
@@ -99,7 +106,7 @@ def choose_novelty_shrinkage(
         "on %d conditions of %d held-out perturbations (top-50 r %.3f; %.3f without shrinkage).",
         best[0],
         best[1],
-        len(chosen),
+        len(groups),
         len(data.held_out_perturbations),
         float(score.max()),
         float(score[-1]),

@@ -44,7 +44,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT = "sxdiff-model"
-FORMAT_VERSION = 3  # 2: composed expected change, EMA (session 5); 3: identities, novelty shrinkage, state anchors
+# 2: composed expected change, EMA (session 5); 3: identities, novelty shrinkage, state anchors; 4: variation scale
+FORMAT_VERSION = 4
 _FILES = ("weights.pt", "attributes.json", "var_names.json")
 
 

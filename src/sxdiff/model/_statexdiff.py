@@ -31,6 +31,7 @@ from ._novelty_shrinkage import choose_novelty_shrinkage
 from ._safe_io import SafeSaveLoadMixin
 from ._statexdiff_predict import StateXDiffPredictMixin
 from ._statexdiff_setup import PERTURBATION_KEY, StateXDiffSetupMixin
+from ._variation_scale import choose_variation_scale
 
 __all__ = ["StateXDiff"]
 
@@ -86,6 +87,13 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         this many k-means centroids of the training controls' states (at least 50 cells each), not through the
         cell's own state, which also encodes its noise (see :meth:`~sxdiff.module.StateXDiffModule.anchor`).
         ``0``: each cell's own state (the ablation).
+    variation_scale
+        Factor in [0, 1] on the diffusion's sampled residual, the cell-to-cell variation added around the predicted
+        change. ``"auto"`` (default): chosen after training from 0, 0.25, ..., 1 by the energy distance between
+        predicted and real cells of the validation conditions (see
+        :func:`~sxdiff.model._variation_scale.choose_variation_scale`; the residual was learned as a perturbed cell
+        minus its paired control, so at full size it adds a control's spread a second time). A number fixes it
+        (``1.0``: the full residual, the ablation).
     drug_features, protein_names, protein_reliability
         Filled by the model itself (recorded so that a saved model loads without the training data).
 
@@ -127,10 +135,15 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         interaction_penalty: float = 1.0,
         perturbation_identities: bool = True,
         state_anchors: int = 16,
+        variation_scale: float | Literal["auto"] = "auto",
         drug_features: dict | None = None,
         protein_names: list[str] | None = None,
         protein_reliability: list[float] | None = None,
     ) -> None:
+        if variation_scale != "auto" and not (
+            isinstance(variation_scale, int | float) and 0.0 <= float(variation_scale) <= 1.0
+        ):
+            raise ValueError(f"variation_scale must be 'auto' or a number in [0, 1], not {variation_scale!r}.")
         super().__init__(adata, registry)
         args = self.registry_["setup_args"]
         if adata is not None:
@@ -179,6 +192,9 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             n_state_anchors=state_anchors,
         )
         self._install_drug_features(features)
+        self.variation_setting = variation_scale
+        if variation_scale != "auto":
+            self.module.set_variation_scale(float(variation_scale))
         if len(self.protein_names_):
             self.module.set_protein_reliability(torch.as_tensor(self.protein_reliability_, dtype=torch.float32))
         self._model_summary_string = (
@@ -314,6 +330,8 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                     all_data = data.with_cells(everything, data.validation_set.cells)
                     extra = max(1, round(NOVEL_FINETUNE_SHARE * epochs))
                     previous = self._run_stage("diffusion", extra, all_data, previous, run, "all_perturbations")
+                if name == "diffusion" and self.variation_setting == "auto":
+                    choose_variation_scale(self, data)
         self.history_ = previous
         self.module.set_stage(stage)
         self.module.eval()

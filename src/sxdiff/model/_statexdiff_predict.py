@@ -153,8 +153,10 @@ class StateXDiffPredictMixin:
                     rows = stop - start
                     xb = torch.as_tensor(x[start:stop], device=self.device)
                     pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
-                    mean = (
-                        None if source_means is None else torch.stack([source_means[c] for c in contexts[start:stop]])
+                    mean, expressed = (
+                        (None, None)
+                        if source_means is None
+                        else (torch.stack([source_means[c][i] for c in contexts[start:stop]]) for i in (0, 1))
                     )
                     state = self.module.encode(xb, pb if self.module.use_protein else None)
                     for c in range(len(frame)):
@@ -175,7 +177,7 @@ class StateXDiffPredictMixin:
                             )
                             store.write(
                                 (c * n_samples_per_cell + sample) * n + start,  # rows: condition, sample, cell
-                                self._decode(out, xb, mean, decode).cpu().numpy(),
+                                self._decode(out, xb, mean, decode, expressed).cpu().numpy(),
                                 out["z"].cpu().numpy(),
                                 out["protein"].cpu().numpy() if "protein" in out else None,
                             )
@@ -197,32 +199,35 @@ class StateXDiffPredictMixin:
         return store.finish(obs, pd.DataFrame(index=list(self.gene_names_)), uns)
 
     def _source_log_means(self, x: RowReader, contexts: np.ndarray, batch_size: int) -> dict:
-        """Mean log expression (the metrics' scale) of the source cells of each context, as tensors."""
+        """Per context: mean log expression (the metrics' scale) of the source cells and the fraction above 0."""
         sums: dict = {}
         counts: dict = {}
         for start in range(0, x.shape[0], batch_size):
             logged = self.module.log_expression(torch.as_tensor(x[start : start + batch_size], device=self.device))
             for context in np.unique(contexts[start : start + batch_size]):
                 rows = torch.as_tensor(contexts[start : start + batch_size] == context, device=self.device)
-                sums[context] = sums.get(context, 0.0) + logged[rows].double().sum(dim=0)
+                both = torch.stack([logged[rows].double().sum(dim=0), (logged[rows] > 0).double().sum(dim=0)])
+                sums[context] = sums.get(context, 0.0) + both
                 counts[context] = counts.get(context, 0) + int(rows.sum())
         return {context: (sums[context] / counts[context]).float() for context in sums}
 
-    def _decode(self, out: dict, x: torch.Tensor, mean: torch.Tensor | None, decode: str) -> torch.Tensor:
+    def _decode(
+        self, out: dict, x: torch.Tensor, mean: torch.Tensor | None, decode: str, expressed: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Predicted expression on the training scale.
 
         ``"residual"``: the source's own expression plus the predicted change, on the log scale (``log1p`` per
-        10,000 for counts), by :meth:`~sxdiff.module.StateXDiffModule.apply_log_change` (decreases of non-negative
-        values are proportional, relative to ``mean``, the genes' mean among the sources of the cell's context, so
-        that zeros stay zeros and the mean falls by the predicted amount); counts are returned at the source's
-        library size. ``"direct"``: the decoded source state plus the predicted change.
+        10,000 for counts), by :meth:`~sxdiff.module.StateXDiffModule.apply_log_change` (for non-negative values
+        relative to ``mean`` and ``expressed``, the genes' mean and fraction above 0 among the sources of the cell's
+        context, so that zeros stay zeros and the mean moves by the predicted amount); counts are returned at the
+        source's library size. ``"direct"``: the decoded source state plus the predicted change.
         """
         module = self.module
         if decode == "direct":
             base = out["decoded_control"]
             logged = module.apply_log_change(base, out["log_change"], base)
         elif decode == "residual":
-            logged = module.apply_log_change(module.log_expression(x), out["log_change"], mean)
+            logged = module.apply_log_change(module.log_expression(x), out["log_change"], mean, expressed)
         else:
             raise ValueError(f"decode must be 'residual' or 'direct', not {decode!r}.")
         if module.vmcs.gene_likelihood != "nb":

@@ -140,6 +140,8 @@ class StateXDiffModule(BaseModuleClass):
         # states), never the cell's own state: see :meth:`anchor`
         self.register_buffer("state_anchors", torch.zeros(n_state_anchors, self.n_state))
         self.register_buffer("n_anchors", torch.zeros((), dtype=torch.long))
+        # factor on the sampled residual (the cell-level variation around the predicted change): see :meth:`sample`
+        self.register_buffer("variation_scale", torch.ones(()))
 
     def set_stage(self, stage: Stage) -> None:
         """Select the losses of a stage and make only its parameters trainable.
@@ -165,7 +167,7 @@ class StateXDiffModule(BaseModuleClass):
         The scale of latent changes (unit variance per dimension for the diffusion), the mean and spread of control
         states (the composer sees standardised source states: 0 is the average control cell), the state anchors
         (k-means of the training controls' states, see :meth:`anchor`), and whether expression values are
-        non-negative (how :meth:`apply_log_change` decreases them).
+        non-negative (how :meth:`apply_log_change` changes them).
         """
         device = self.state_scale.device
         self.state_scale = changes.std(dim=0).clamp_min(1e-3).to(device)
@@ -176,6 +178,13 @@ class StateXDiffModule(BaseModuleClass):
         self.state_anchors.zero_()
         self.state_anchors[: anchors.shape[0]] = anchors.to(device)
         self.n_anchors.fill_(anchors.shape[0])
+
+    @torch.no_grad()
+    def set_variation_scale(self, scale: float) -> None:
+        """Factor in [0, 1] on the sampled residual (1: the diffusion's full spread; 0: shifted source cells)."""
+        if not 0.0 <= float(scale) <= 1.0:
+            raise ValueError(f"The variation scale must lie in [0, 1], not {scale}.")
+        self.variation_scale.fill_(float(scale))
 
     @torch.no_grad()
     def set_protein_reliability(self, reliability: torch.Tensor) -> None:
@@ -296,10 +305,10 @@ class StateXDiffModule(BaseModuleClass):
         return torch.log1p(mean) if self.vmcs.gene_likelihood == "nb" else mean
 
     def apply_log_change(
-        self, log_values: torch.Tensor, change: torch.Tensor, mean: torch.Tensor | None
+        self, log_values: torch.Tensor, change: torch.Tensor, mean: torch.Tensor | None, expressed=None
     ) -> torch.Tensor:
         """Source cells' log expression plus a predicted change (see :func:`~sxdiff.module.apply_log_change`)."""
-        return apply_log_change(log_values, change, mean, nonnegative=bool(self.nonnegative))
+        return apply_log_change(log_values, change, mean, nonnegative=bool(self.nonnegative), expressed=expressed)
 
     # ------------------------------------------------------------------------------------ scvi-tools API
     def _get_inference_input(self, tensors: dict, **kwargs) -> dict:
@@ -449,7 +458,10 @@ class StateXDiffModule(BaseModuleClass):
         The mean change of log expression is the composed expected change; the diffusion's sampled residual adds
         the cell-to-cell variation around it (decoded as the difference it makes to the decoded state, centred over
         the batch: the decoder's curvature would otherwise turn the residual's spread into a shift of the mean, and
-        small effects would drown in it; a batch is one condition's sources). Sample under :meth:`averaged_weights` for
+        small effects would drown in it; a batch is one condition's sources). The residual is multiplied by
+        ``variation_scale`` (chosen after training, see :func:`~sxdiff.model.StateXDiff.train`): the residual is a
+        perturbed cell minus its paired control, so added on top of a source cell that already varies like a control
+        its full spread over-disperses the predicted cells. Sample under :meth:`averaged_weights` for
         the EMA weights. ``state_control`` (the sources' :meth:`encode`) skips encoding
         when the same cells are sampled under several conditions; ``generator`` (on any device) seeds the noise.
         """
@@ -473,7 +485,7 @@ class StateXDiffModule(BaseModuleClass):
         residual = ddim_sample(velocity, self.schedule, noise, n_steps=n_steps)
         expected = composed.latent if composed is not None else torch.zeros_like(residual)
         z_mean = state_control.z + expected * self.state_scale
-        z = z_mean + residual * self.state_scale
+        z = z_mean + residual * self.state_scale * self.variation_scale
         decoded_control = self.decoded_log_expression(state_control.z)
         if composed is not None:  # the composed mean plus the residual's cell-level variation, centred
             variation = self.decoded_log_expression(z) - self.decoded_log_expression(z_mean)
