@@ -35,6 +35,7 @@ ABLATIONS: dict[str, dict] = {
     "no_state_effects": {"state_effects": False},
     "no_identities": {"perturbation_identities": False},
     "no_state_anchors": {"state_anchors": 0},
+    "full_variation": {"variation_scale": 1.0},
 }
 
 MODEL = "StateXDiff"
