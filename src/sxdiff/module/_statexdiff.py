@@ -33,14 +33,14 @@ from ._drug_encoder import DrugEncoder, DrugTemplate
 from ._state_anchors import nearest_anchor, state_anchors
 from ._triplet import mismatch_partners, quality_triplet
 from ._vmcs import VMCS, VMCSState
-from ._weight_average import swapped_in
+from ._weight_average import WeightAveraging
 
 __all__ = ["Stage", "StateXDiffModule"]
 
 Stage = Literal["state", "diffusion", "all"]
 
 
-class StateXDiffModule(BaseModuleClass):
+class StateXDiffModule(WeightAveraging, BaseModuleClass):
     """Tensors and losses of StateXDiff (no AnnData): see the module docstring for the equations.
 
     Batches are dicts with ``x`` / ``x_control`` (expression of the perturbed cell and its matched
@@ -202,30 +202,6 @@ class StateXDiffModule(BaseModuleClass):
     def _averaged_parameters(self) -> list[nn.Parameter]:
         """The parameters the EMA averages: everything the diffusion stage trains (all but the VMCS)."""
         return [p for name, p in self.named_parameters() if not name.startswith("vmcs.")]
-
-    @torch.no_grad()
-    def reset_ema(self) -> None:
-        """Restart the moving average from the current weights (at the start of the diffusion stage)."""
-        self.ema_weights.copy_(parameters_to_vector(self._averaged_parameters()))
-        self.ema_updates.zero_()
-
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        """Exponential moving average of every diffusion-stage weight (drug encoder, composer, denoiser).
-
-        The decay warms up as ``min(ema_decay, (1 + k) / (10 + k))`` after ``k`` updates, so that a short
-        training run is not dominated by the initial weights.
-        """
-        self.ema_updates += 1
-        k = float(self.ema_updates)
-        decay = min(self.ema_decay, (1 + k) / (10 + k))
-        self.ema_weights.lerp_(parameters_to_vector(self._averaged_parameters()), 1 - decay)
-
-    def averaged_weights(self, enabled: bool = True) -> contextlib.AbstractContextManager[None]:
-        """Use the averaged weights inside the block (sampling), the live ones again after it."""
-        if not enabled or int(self.ema_updates) == 0:
-            return contextlib.nullcontext()
-        return swapped_in(self.ema_weights, self._averaged_parameters())
 
     # ------------------------------------------------------------------------------------ helpers
     def _protein(self, tensors: dict, key: str) -> torch.Tensor | None:
