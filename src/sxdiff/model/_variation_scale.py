@@ -37,8 +37,8 @@ def choose_variation_scale(
     are far apart). The factor is the value of ``grid`` whose predicted cells are closest to the real ones in energy
     distance, the benchmark's distribution metric, averaged over the validation conditions (context, perturbation
     set, dose; at most ``max_conditions``, ``max_cells`` cells per side): predictions start from the context's
-    control cells as :meth:`~sxdiff.model.StateXDiff.predict` does, with the same sampling noise for every value,
-    and distances are taken on the log scale in ``n_components`` principal components of the real cells.
+    control cells as :meth:`~sxdiff.model.StateXDiff.predict` does (one sampled residual per condition, scaled by
+    each value), and distances are taken on the log scale in ``n_components`` principal components of the real cells.
     Sets ``model.variation_scale_`` (the chosen factor and the distance at each value).
     """
     module, device = model.module, model.device
@@ -68,12 +68,14 @@ def choose_variation_scale(
                 torch.as_tensor(a[members[:1]], device=device).expand(n, -1)
                 for a in (data.drug_index, data.drug_dose, data.drug_mask)
             ]
-            state = module.encode(x_control, protein_control if module.use_protein else None)
+            protein_control = protein_control if module.use_protein else None
+            state = module.encode(x_control, protein_control)
+            condition, composed = module.condition(state.z, protein_control, *drug)
+            generator = torch.Generator(device="cpu").manual_seed(data.seed + number)
+            residual = module.sample_residual(condition, 10, 1.0, generator)  # predict()'s defaults
             per_value = []
             for value in grid:
-                module.set_variation_scale(value)
-                generator = torch.Generator(device="cpu").manual_seed(data.seed + number)
-                out = module.sample(x_control, protein_control, *drug, generator=generator, state_control=state)
+                out = module.predicted_change(x_control, state, composed, residual, variation_scale=float(value))
                 per_value.append(module.apply_log_change(logged_control, out["log_change"], logged_control.mean(0)))
             predicted.append(per_value)
             observed.append(module.log_expression(x))

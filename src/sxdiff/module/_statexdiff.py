@@ -445,8 +445,16 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
         if state_control is None:
             state_control = self.encode(x_control, protein_control)
         condition, composed = self.condition(state_control.z, protein_control, drug_index, drug_dose, drug_mask)
-        n = x_control.shape[0]
-        no_drugs = torch.ones(n, dtype=torch.bool, device=x_control.device)
+        residual = self.sample_residual(condition, n_steps, guidance_scale, generator)
+        return self.predicted_change(x_control, state_control, composed, residual)
+
+    @torch.no_grad()
+    def sample_residual(
+        self, condition: Condition, n_steps: int, guidance_scale: float, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """DDIM sample of the standardised residual around the composed change, one per source cell."""
+        n, device = condition.control_state.shape[0], condition.control_state.device
+        no_drugs = torch.ones(n, dtype=torch.bool, device=device)
         prepared = self.denoiser.prepare(condition)
         unconditional = self.denoiser.prepare(condition, no_drugs) if guidance_scale != 1.0 else None
 
@@ -456,12 +464,27 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
                 return v
             return guided_v(v, self.denoiser(x_t, t, condition, no_drugs, prepared=unconditional), guidance_scale)
 
-        generator_device = generator.device if generator is not None else x_control.device
-        noise = torch.randn(n, self.n_state, generator=generator, device=generator_device).to(x_control.device)
-        residual = ddim_sample(velocity, self.schedule, noise, n_steps=n_steps)
+        generator_device = generator.device if generator is not None else device
+        noise = torch.randn(n, self.n_state, generator=generator, device=generator_device).to(device)
+        return ddim_sample(velocity, self.schedule, noise, n_steps=n_steps)
+
+    @torch.no_grad()
+    def predicted_change(
+        self,
+        x_control: torch.Tensor,
+        state_control: VMCSState,
+        composed: Composed | None,
+        residual: torch.Tensor,
+        variation_scale: float | torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """States and log-expression changes of the sources from a sampled residual (see :meth:`sample`).
+
+        ``variation_scale`` overrides the module's factor on the residual.
+        """
+        scale = self.variation_scale if variation_scale is None else variation_scale
         expected = composed.latent if composed is not None else torch.zeros_like(residual)
         z_mean = state_control.z + expected * self.state_scale
-        z = z_mean + residual * self.state_scale * self.variation_scale
+        z = z_mean + residual * self.state_scale * scale
         decoded_control = self.decoded_log_expression(state_control.z)
         if composed is not None:  # the composed mean plus the residual's cell-level variation, centred
             variation = self.decoded_log_expression(z) - self.decoded_log_expression(z_mean)
