@@ -434,12 +434,10 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
         The mean change of log expression is the composed expected change; the diffusion's sampled residual adds
         the cell-to-cell variation around it (decoded as the difference it makes to the decoded state, centred over
         the batch: the decoder's curvature would otherwise turn the residual's spread into a shift of the mean, and
-        small effects would drown in it; a batch is one condition's sources). The residual is multiplied by
-        ``variation_scale`` (chosen after training, see :func:`~sxdiff.model.StateXDiff.train`): the residual is a
-        perturbed cell minus its paired control, so added on top of a source cell that already varies like a control
-        its full spread over-disperses the predicted cells. Sample under :meth:`averaged_weights` for
-        the EMA weights. ``state_control`` (the sources' :meth:`encode`) skips encoding
-        when the same cells are sampled under several conditions; ``generator`` (on any device) seeds the noise.
+        small effects would drown in it; a batch is one condition's sources), times ``variation_scale`` (a perturbed
+        cell minus its control, added to a source cell that varies like a control, over-disperses at full size).
+        Sample under :meth:`averaged_weights` for the EMA weights. ``state_control`` (the sources' :meth:`encode`)
+        skips encoding; ``generator`` (on any device) seeds the noise.
         """
         protein_control = protein_control if self.use_protein else None
         if state_control is None:
