@@ -446,10 +446,7 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
         residual = self.sample_residual(condition, n_steps, guidance_scale, generator)
         return self.predicted_change(x_control, state_control, composed, residual)
 
-    @torch.no_grad()
-    def sample_residual(
-        self, condition: Condition, n_steps: int, guidance_scale: float, generator: torch.Generator | None
-    ) -> torch.Tensor:
+    def sample_residual(self, condition: Condition, n_steps: int, guidance_scale: float, generator) -> torch.Tensor:
         """DDIM sample of the standardised residual around the composed change, one per source cell."""
         n, device = condition.control_state.shape[0], condition.control_state.device
         no_drugs = torch.ones(n, dtype=torch.bool, device=device)
@@ -466,7 +463,6 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
         noise = torch.randn(n, self.n_state, generator=generator, device=generator_device).to(device)
         return ddim_sample(velocity, self.schedule, noise, n_steps=n_steps)
 
-    @torch.no_grad()
     def predicted_change(
         self,
         x_control: torch.Tensor,
