@@ -16,6 +16,7 @@ TUTORIALS = ROOT / "tutorials"
 EXECUTED = ["01_quickstart", "02_unseen_drugs", "03_combinations", "04_protein_context", "05_evaluation"]
 NOT_EXECUTED = ["06_large_dataset"]
 CI_STEPS = "300"  # SXDIFF_TUTORIAL_STEPS in CI: the five notebooks take about 4 minutes on 2 CPU cores
+CI_TRANSLATOR_EPOCHS = "50"  # tutorial 04's translator (six networks: five CV folds and the final one)
 # The CITE-seq reference of tutorial 04 is GPL-3 and not vendored: SXDIFF_CITESEQ, or the team's data folder
 CITESEQ = Path(
     os.environ.get(
@@ -49,6 +50,7 @@ def test_tutorial_executes(name, tmp_path, monkeypatch):
     figures = tmp_path / "figures"
     figures.mkdir()
     monkeypatch.setenv("SXDIFF_TUTORIAL_STEPS", CI_STEPS)
+    monkeypatch.setenv("SXDIFF_TUTORIAL_TRANSLATOR_EPOCHS", CI_TRANSLATOR_EPOCHS)
     monkeypatch.setenv("SXDIFF_TUTORIAL_FIGURES", str(figures))  # never overwrite the committed figure
     monkeypatch.setenv("SXDIFF_CITESEQ", str(CITESEQ))
     monkeypatch.setenv("MPLBACKEND", "Agg")
