@@ -125,6 +125,9 @@ def test_bad_input_is_refused_clearly(trained):
         model.predict(sources, ["drug_1"])
     with pytest.raises(ValueError, match="stage must be"):
         model.train(max_epochs=1, stage="everything")
+    for bad in (1.5, "full"):
+        with pytest.raises(ValueError, match=r"variation_scale must be 'auto' or a number in \[0, 1\]"):
+            sxdiff.model.StateXDiff(adata, variation_scale=bad)
 
 
 def test_setup_describes_perturbations_itself_only_after_validation():

@@ -55,11 +55,11 @@ def recovery():
         expected = expected_log_mean(truth, "context_0", members, doses) - expected_log_mean(truth, "context_0", [], [])
         return float(np.corrcoef(change, expected)[0, 1])
 
-    return truth, score
+    return truth, score, model
 
 
 def test_held_out_drug_shares_modules_with_a_seen_one(recovery):
-    truth, _ = recovery
+    truth, _, _ = recovery
     modules, genes = truth["modules"], np.asarray(truth["genes"])
     target_modules = {d: set(modules[np.isin(genes, truth["targets"][d])]) for d in truth["drugs"]}
     assert target_modules[UNSEEN] == target_modules["drug_0"]
@@ -67,19 +67,31 @@ def test_held_out_drug_shares_modules_with_a_seen_one(recovery):
 
 
 def test_seen_drug_change_is_recovered(recovery):
-    truth, score = recovery
+    truth, score, _ = recovery
     assert score("drug_0", "10.0") > 0.8
     seen = [score(d, "10.0") for d in truth["drugs"] if d != UNSEEN]
     assert np.mean(seen) > 0.75
 
 
 def test_unseen_drug_sharing_targets_is_predicted(recovery):
-    _, score = recovery
+    _, score, _ = recovery
     assert score(UNSEEN, "10.0") > 0.5
 
 
 def test_combination_change_is_recovered(recovery):
-    truth, score = recovery
+    truth, score, _ = recovery
     combination = str(truth["combinations"][0])
     assert UNSEEN not in combination.split("+")  # a combination of seen drugs, seen in training
     assert score(combination, "1.0+1.0") > 0.7
+
+
+def test_predicted_cells_get_no_more_spread_than_the_data_has(recovery):
+    """The synthetic effects shift means only (cells vary around them as controls do): the residual's factor is
+    chosen below 1 by the energy distance on validation cells, and the module samples with it."""
+    _, _, model = recovery
+    distances = {float(k): v for k, v in model.variation_scale_.items() if k != "chosen"}
+    chosen = model.variation_scale_["chosen"]
+    assert chosen == min(distances, key=distances.get)
+    assert chosen <= 0.5
+    assert distances[chosen] < distances[1.0]
+    assert float(model.module.variation_scale) == chosen
