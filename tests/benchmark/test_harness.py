@@ -102,9 +102,10 @@ def test_baselines_only_run_reports_the_field_metrics_and_the_combinations(tmp_p
     means = scores.groupby(["method", "metric"])["value"].mean()
     for metric in ("de_overlap", "discrimination_score_l1", "mae", "pearson_delta_pert_top50", "residual_pearson"):
         assert np.isfinite(means[("additive", metric)]), metric
-    # the additive baseline predicts no interaction: residual correlation 0, skill over itself 0
-    assert means[("additive", "residual_pearson")] == 0.0
-    assert means[("additive", "additive_skill")] == pytest.approx(0.0, abs=1e-4)  # float32 predictions
+    # the additive baseline's cells carry the sum of the singles' changes, decoded by the zero-keeping rule of
+    # apply_log_change (increases concentrated on the cells that express the gene, exact per-gene mean): its skill
+    # over the plain sum is not negative
+    assert means[("additive", "additive_skill")] >= -1e-4
     # measured (quick profile): additive top-50 r 0.883, split-half ceiling 0.864, null floor 0.379
     assert means[("null_floor", "pearson_delta_top50")] < means[("ceiling", "pearson_delta_top50")]
     n_pairs = scores.loc[scores["method"] == "additive", "condition"].nunique()

@@ -50,25 +50,29 @@ def test_mean_shift_falls_back_to_same_dose_for_unseen_drug(logged):
     assert np.all(np.asarray(pred.X)[:, delta < 0][values[:, delta < 0] == 0] == 0)
 
 
-def test_changes_keep_silent_genes_silent_and_reach_the_predicted_mean():
-    """A gene 0 in every source is not turned into a constant by a small increase (DE tests would call it
-    significant with an infinite fold change); a large one is added; a sparse gene's increase goes to its
-    expressing cells; z-scores (negative values) get the change added."""
+def test_changes_keep_zeros_and_reach_the_predicted_mean():
+    """A gene 0 in every source is not turned into a constant in every cell (DE tests would call it significant
+    with an infinite fold change): its increase lands on a few cells at a typical expressed value; a sparse gene's
+    increase goes to its expressing cells; means move by exactly the change; z-scores get the change added."""
     rng = np.random.default_rng(0)
     n = 200
     values = np.zeros((n, 4), dtype=np.float32)
     values[:, 1] = rng.gamma(4.0, 0.5, n)  # always expressed
     values[:, 2] = rng.binomial(1, 0.5, n) * rng.gamma(4.0, 0.5, n)  # half the cells
+    values[:, 3] = rng.gamma(4.0, 0.5, n)
     model = MeanShiftBaseline()
     model.nonnegative_ = True
     contexts = np.zeros(n)
-    out = model._shifted(values, np.array([0.05, 0.3, 0.3, 0.0]), contexts)
-    assert np.all(out[:, 0] == 0)  # a tiny increase of a silent gene is dropped
+    change = np.array([0.05, 0.3, 0.3, -0.5])
+    out = model._shifted(values, change, contexts)
+    np.testing.assert_allclose(out.mean(axis=0) - values.mean(axis=0), change, atol=1e-4)
+    assert 1 <= (out[:, 0] > 0).sum() <= 10  # a small increase of a silent gene: a few cells, not all 200
     np.testing.assert_allclose(out[:, 1], values[:, 1] + 0.3, atol=1e-5)
-    np.testing.assert_allclose(out[:, 2].mean(), values[:, 2].mean() + 0.3, atol=1e-4)
     assert np.all(out[:, 2][values[:, 2] == 0] == 0)
-    out = model._shifted(values, np.array([0.5, 0.0, 0.0, 0.0]), contexts)
-    np.testing.assert_allclose(out[:, 0], 0.5, atol=1e-6)  # a large one reaches every cell
+    assert out.min() >= 0
+    out = model._shifted(values, np.array([1.5, 0.0, 0.0, 0.0]), contexts)
+    np.testing.assert_allclose(out[:, 0].mean(), 1.5, atol=1e-4)  # a large one reaches as many cells as it needs
+    assert 20 < (out[:, 0] > 0).sum() < n
     model.nonnegative_ = False
     signed = rng.normal(size=(n, 4)).astype(np.float32)
     np.testing.assert_allclose(model._shifted(signed, np.full(4, -0.7), contexts), signed - 0.7, atol=1e-6)
