@@ -31,7 +31,7 @@ def fitted():
     )
     torch.manual_seed(0)
     model = sxdiff.model.StateXDiff(adata)
-    model.train(train_steps=800, split_key="sxdiff_split", enable_progress_bar=False)
+    model.train(train_steps=400, split_key="sxdiff_split", enable_progress_bar=False)
     return adata, model
 
 
@@ -64,7 +64,7 @@ def test_each_cell_state_gets_its_own_response_in_an_unseen_context(fitted):
         predicted_delta = _mean(pred[in_state]) - _mean(controls[in_state])
         r_model = np.corrcoef(predicted_delta[genes], true_delta[genes])[0, 1]
         r_shift = np.corrcoef(global_shift[genes], true_delta[genes])[0, 1]
-        assert r_model > 0.8, (state, r_model, r_shift)
+        assert r_model > 0.8, (state, r_model, r_shift)  # 400 steps: 0.93 and 0.97 (global shift 0.60, -0.05)
         assert r_model > r_shift + 0.05, (state, r_model, r_shift)
 
 
