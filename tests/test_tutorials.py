@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
 EXECUTED = ["01_quickstart", "02_unseen_drugs", "03_combinations", "04_protein_context", "05_evaluation"]
 NOT_EXECUTED = ["06_large_dataset"]
-CI_STEPS = "300"  # SXDIFF_TUTORIAL_STEPS in CI: the five notebooks take about 4 minutes on 2 CPU cores
+CI_STEPS = "150"  # SXDIFF_TUTORIAL_STEPS in CI: the five notebooks take about 2 minutes on 2 CPU cores (-n 2)
 CI_TRANSLATOR_EPOCHS = "50"  # tutorial 04's translator (six networks: five CV folds and the final one)
 # The CITE-seq reference of tutorial 04 is GPL-3 and not vendored: SXDIFF_CITESEQ, or the team's data folder
 CITESEQ = Path(
