@@ -159,3 +159,30 @@ def test_interaction_trains_only_on_pairs_whose_members_were_measured_alone():
     assert torch.all(training.interaction[1] == 0)
     prediction = composer(e, response, mask, state, drug_index=index)  # a learned interaction applies to any pair
     assert prediction.interaction[1].abs().max() > 1e-3
+
+
+def test_measured_corrections_add_per_trained_member_and_compose():
+    """``measured_correction`` adds ``r_k c_k`` to the genes part for trained members only; a pair gets the sum."""
+    torch.manual_seed(0)
+    composer = PerturbationComposer(8, 3, 5, n_hidden=16, composition="additive", state_effects=False, n_identities=3)
+    composer.mark_trained(torch.tensor([0, 1]))
+    embedding = torch.randn(1, 2, 8).expand(3, 2, 8)
+    index = torch.tensor([[0, 0], [1, 0], [0, 1]])
+    mask = torch.tensor([[True, False], [True, False], [True, True]])
+    response = torch.tensor([[2.0, 0.0], [1.0, 0.0], [2.0, 1.0]])
+    state = torch.zeros(3, 3)
+    before = composer(embedding, response, mask, state, drug_index=index)
+    composer.measured_correction[0] = torch.arange(5.0)
+    composer.measured_correction[1] = torch.ones(5)
+    composer.measured_correction[2] = 100.0  # never trained: never used
+    after = composer(embedding, response, mask, state, drug_index=index)
+    torch.testing.assert_close(after.latent, before.latent)  # the latent part is untouched
+    added = after.genes - before.genes
+    torch.testing.assert_close(added[0], 2.0 * torch.arange(5.0))
+    torch.testing.assert_close(added[1], torch.ones(5))
+    torch.testing.assert_close(added[2], 2.0 * torch.arange(5.0) + torch.ones(5))
+    novel = torch.tensor([[2, 0]])
+    with_hundreds = composer(embedding[:1], response[:1], mask[:1], state[:1], drug_index=novel)
+    composer.measured_correction[2] = 0.0
+    without = composer(embedding[:1], response[:1], mask[:1], state[:1], drug_index=novel)
+    torch.testing.assert_close(with_hundreds.genes, without.genes)

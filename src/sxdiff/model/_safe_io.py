@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "sxdiff-model"
 # 2: composed expected change, EMA (session 5); 3: identities, novelty shrinkage, state anchors; 4: variation scale
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 _FILES = ("weights.pt", "attributes.json", "var_names.json")
 
 

@@ -27,6 +27,7 @@ from sxdiff.train._denormals import flush_denormals
 from sxdiff.train._history import merge_history
 from sxdiff.train._perturbation_holdout import hold_out_perturbations
 
+from ._measured_effects import fit_measured_effects
 from ._novelty_shrinkage import choose_novelty_shrinkage
 from ._safe_io import SafeSaveLoadMixin
 from ._statexdiff_predict import StateXDiffPredictMixin
@@ -94,6 +95,10 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         :func:`~sxdiff.model._variation_scale.choose_variation_scale`; the residual was learned as a perturbed cell
         minus its paired control, so at full size it adds a control's spread a second time). A number fixes it
         (``1.0``: the full residual, the ablation).
+    measured_effects
+        Corrections of trained perturbations toward their measured mean change, fitted after training
+        (:func:`~sxdiff.model._measured_effects.fit_measured_effects`): ``"shrunk"`` keeps, per gene, what exceeds
+        the sampling noise; ``"raw"`` all of it (as the additive baseline); ``"off"`` none.
     drug_features, protein_names, protein_reliability
         Filled by the model itself (recorded so that a saved model loads without the training data).
 
@@ -136,10 +141,13 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         perturbation_identities: bool = True,
         state_anchors: int = 16,
         variation_scale: float | Literal["auto"] = "auto",
+        measured_effects: Literal["shrunk", "raw", "off"] = "shrunk",
         drug_features: dict | None = None,
         protein_names: list[str] | None = None,
         protein_reliability: list[float] | None = None,
     ) -> None:
+        if measured_effects not in ("shrunk", "raw", "off"):
+            raise ValueError(f"measured_effects must be 'shrunk', 'raw' or 'off', not {measured_effects!r}.")
         if variation_scale != "auto" and not (
             isinstance(variation_scale, int | float) and 0.0 <= float(variation_scale) <= 1.0
         ):
@@ -193,6 +201,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         )
         self._install_drug_features(features)
         self.variation_setting = variation_scale
+        self.measured_effects = measured_effects
         if variation_scale != "auto":
             self.module.set_variation_scale(float(variation_scale))
         if len(self.protein_names_):
@@ -321,6 +330,9 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                     self._calibrate(data)
                     self.module.reset_ema()
                     self.module.mark_trained_perturbations(*_members(data, data.train_set.cells))
+                    if self.module.composer is not None:  # fitted anew after the stage
+                        self.module.composer.measured_correction.zero_()
+                final = data
                 previous = self._run_stage(name, epochs, state_data if name == "state" else data, previous, run)
                 if name == "diffusion" and len(data.held_out_perturbations):
                     # λ from the perturbations held out, then a shorter run on all of them
@@ -330,6 +342,9 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                     all_data = data.with_cells(everything, data.validation_set.cells)
                     extra = max(1, round(NOVEL_FINETUNE_SHARE * epochs))
                     previous = self._run_stage("diffusion", extra, all_data, previous, run, "all_perturbations")
+                    final = all_data
+                if name == "diffusion" and self.measured_effects != "off":
+                    fit_measured_effects(self, final, mode=self.measured_effects)
                 if name == "diffusion" and self.variation_setting == "auto":
                     choose_variation_scale(self, data)
         self.history_ = previous

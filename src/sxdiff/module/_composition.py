@@ -141,6 +141,9 @@ class PerturbationComposer(nn.Module):
         self.register_buffer("trained", torch.zeros(self.identity.shape[0], dtype=torch.bool))
         self.register_buffer("measured_alone", torch.zeros(self.identity.shape[0], dtype=torch.bool))
         self.register_buffer("novelty_shrinkage", torch.ones(2))  # (λ description, μ state deviation)
+        # per trained perturbation, a gene-space change per unit of dose response fitted after training to what the
+        # network leaves of its measured mean change (see sxdiff.model._measured_effects); 0 until then
+        self.register_buffer("measured_correction", torch.zeros(self.identity.shape[0], n_genes))
         if state_effects:
             self.state_in = nn.Linear(n_state, n_hidden)
             self.deviation = nn.Sequential(nn.GELU(), nn.Linear(n_hidden, n_hidden))
@@ -178,6 +181,14 @@ class PerturbationComposer(nn.Module):
         if override is not None:
             return float(override[0]), float(override[1])
         return float(self.novelty_shrinkage[0]), float(self.novelty_shrinkage[1])
+
+    def _measured(self, drug_index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``Σ_k r_k c_k`` over trained members: the fitted corrections toward measured changes (genes part only)."""
+        n = self.identity.shape[0]
+        index = drug_index.clamp(max=n - 1)
+        known = (self.trained[index] & (drug_index < n)).to(weight.dtype)
+        genes = (self.measured_correction[index] * (weight * known).unsqueeze(-1)).sum(dim=1)
+        return nn.functional.pad(genes, (self.n_state, 0))
 
     def _deviation(self, h: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """``g(h, z) - g(h, 0)`` for member representations ``h`` (batch, set, hidden): 0 at the mean state."""
@@ -227,6 +238,8 @@ class PerturbationComposer(nn.Module):
                     h = torch.where(self.novel(drug_index, mask).unsqueeze(-1), shrunk, h)
         hidden = (h * weight.unsqueeze(-1)).sum(dim=1)
         total = nn.functional.linear(hidden, self.out.weight) + weight.sum(dim=1, keepdim=True) * self.out.bias
+        if drug_index is not None and self.composition != "pooled" and self.identity.shape[0]:
+            total = total + self._measured(drug_index, weight)
         deviation = zeros
         if self.state_effects:
             member_weight = weight
