@@ -284,7 +284,7 @@ def test_trained_singles_are_corrected_toward_their_measured_change(trained):
     mean change in its training context toward the measured one, and a set of trained members gets their sum."""
     adata, model = trained
     composer = model.module.composer
-    assert model.measured_effects == "shrunk"
+    assert model.measured_effects == "raw"
     assert model.measured_effects_["perturbations"] >= 3
     assert float(composer.measured_correction.abs().sum()) > 0
     sources = _controls(adata, "context_0")
@@ -307,4 +307,4 @@ def test_trained_singles_are_corrected_toward_their_measured_change(trained):
         uncorrected = error()
     finally:
         composer.measured_correction.copy_(saved)
-    assert corrected < 0.5 * uncorrected, (corrected, uncorrected)  # measured: 0.27 vs 1.06
+    assert corrected < 0.5 * uncorrected, (corrected, uncorrected)  # measured: raw 0.40, shrunk 0.27 vs 1.06

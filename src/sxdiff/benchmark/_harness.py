@@ -37,7 +37,7 @@ ABLATIONS: dict[str, dict] = {
     "no_state_anchors": {"state_anchors": 0},
     "full_variation": {"variation_scale": 1.0},
     "no_measured_effects": {"measured_effects": "off"},
-    "raw_measured_effects": {"measured_effects": "raw"},
+    "shrunk_measured_effects": {"measured_effects": "shrunk"},
 }
 
 MODEL = "StateXDiff"

@@ -22,7 +22,7 @@ def fit_measured_effects(
     model,
     data: PairedPerturbationData,
     max_cells: int = 512,
-    mode: Literal["shrunk", "raw"] = "shrunk",
+    mode: Literal["raw", "shrunk"] = "raw",
 ) -> None:
     """Fit each trained perturbation's gene-space correction ``c_k`` toward its measured mean change.
 
@@ -30,10 +30,10 @@ def fit_measured_effects(
     reproduced only approximately (Norman singles: MSE of the mean change 0.00004, which a pair of two such
     singles carries twice). For every training condition with a single perturbation ``k`` (context, dose), the
     difference ``d`` between the measured mean change (perturbed cells minus the context's controls, log scale) and
-    the network's expected change from those controls is, with ``mode="shrunk"``, shrunk toward 0 gene by gene by
-    its sampling noise (positive-part James-Stein, ``max(0, 1 - noise_g / d_g²)`` with ``noise_g`` the variance of
-    the difference of the two means; ``mode="raw"`` keeps it whole, as the additive baseline keeps the measured
-    means; a condition with fewer than two cells gives no correction), then ``c_k`` is the least-squares fit
+    the network's expected change from those controls is kept whole with ``mode="raw"`` (as the additive baseline
+    keeps the measured means) or, with ``mode="shrunk"``, shrunk toward 0 gene by gene by its sampling noise
+    (positive-part James-Stein, ``max(0, 1 - noise_g / d_g²)`` with ``noise_g`` the variance of the difference of
+    the two means); a condition with fewer than two cells gives no correction. ``c_k`` is the least-squares fit
     ``Σ r d / Σ r²`` over the conditions (``r``: the member's dose response). At prediction every trained member of
     a set adds ``r_k c_k`` to the change of log expression (:class:`~sxdiff.module.PerturbationComposer`), so an
     unseen pair of measured singles is the sum of their measured changes (the additive baseline's prediction) plus

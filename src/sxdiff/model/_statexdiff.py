@@ -97,8 +97,8 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         (``1.0``: the full residual, the ablation).
     measured_effects
         Corrections of trained perturbations toward their measured mean change, fitted after training
-        (:func:`~sxdiff.model._measured_effects.fit_measured_effects`): ``"shrunk"`` keeps, per gene, what exceeds
-        the sampling noise; ``"raw"`` all of it (as the additive baseline); ``"off"`` none.
+        (:func:`~sxdiff.model._measured_effects.fit_measured_effects`): ``"raw"`` keeps all of the difference (as the
+        additive baseline); ``"shrunk"`` per gene what exceeds the sampling noise; ``"off"`` none.
     drug_features, protein_names, protein_reliability
         Filled by the model itself (recorded so that a saved model loads without the training data).
 
@@ -141,13 +141,13 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         perturbation_identities: bool = True,
         state_anchors: int = 16,
         variation_scale: float | Literal["auto"] = "auto",
-        measured_effects: Literal["shrunk", "raw", "off"] = "shrunk",
+        measured_effects: Literal["raw", "shrunk", "off"] = "raw",
         drug_features: dict | None = None,
         protein_names: list[str] | None = None,
         protein_reliability: list[float] | None = None,
     ) -> None:
         if measured_effects not in ("shrunk", "raw", "off"):
-            raise ValueError(f"measured_effects must be 'shrunk', 'raw' or 'off', not {measured_effects!r}.")
+            raise ValueError(f"measured_effects must be 'raw', 'shrunk' or 'off', not {measured_effects!r}.")
         if variation_scale != "auto" and not (
             isinstance(variation_scale, int | float) and 0.0 <= float(variation_scale) <= 1.0
         ):
