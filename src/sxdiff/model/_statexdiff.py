@@ -22,6 +22,7 @@ from sxdiff.data._validation import resolve_obs_column
 from sxdiff.drugs._features import DrugFeatures
 from sxdiff.module._statexdiff import Stage, StateXDiffModule
 from sxdiff.train import PairedPerturbationData, StateXDiffTrainingPlan
+from sxdiff.train._budget import stage_epochs
 from sxdiff.train._checkpoint import resume_checkpointing
 from sxdiff.train._denormals import flush_denormals
 from sxdiff.train._history import merge_history
@@ -38,7 +39,6 @@ __all__ = ["StateXDiff"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STEPS = 2000
 NOVEL_FINETUNE_SHARE = 0.25  # extra diffusion epochs on all perturbations once λ is chosen on held-out ones
 
 
@@ -309,7 +309,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         logger.info("Reading training cells from %s.", storage)
         data = self._paired_data(split_key, validation_fraction, batch_size, seed, storage)
         state_data = data.with_controls()  # stage 1 also learns the states of every control cell
-        stages = _stage_epochs(stage, max_epochs, state_epochs, train_steps, data, state_data)
+        stages = stage_epochs(stage, max_epochs, state_epochs, train_steps, data, state_data)
         logger.info("Training %s.", ", ".join(f"{name}: {epochs} epochs" for name, epochs in stages))
         trainer_kwargs.setdefault("gradient_clip_val", 1.0)
         if "ddp" in str(trainer_kwargs.get("strategy", "")).lower():
@@ -329,7 +329,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                         data.use_states(self.get_latent_representation(self.adata))
                     self._calibrate(data)
                     self.module.reset_ema()
-                    self.module.mark_trained_perturbations(*_members(data, data.train_set.cells))
+                    self.module.mark_trained_perturbations(*data.perturbations_in(data.train_set.cells))
                     if self.module.composer is not None:  # fitted anew after the stage
                         self.module.composer.measured_correction.zero_()
                 final = data
@@ -338,7 +338,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                     # λ from the perturbations held out, then a shorter run on all of them
                     self._choose_novelty_shrinkage(data)
                     everything = np.union1d(data.train_set.cells, data.validation_set.cells)
-                    self.module.mark_trained_perturbations(*_members(data, everything))
+                    self.module.mark_trained_perturbations(*data.perturbations_in(everything))
                     all_data = data.with_cells(everything, data.validation_set.cells)
                     extra = max(1, round(NOVEL_FINETUNE_SHARE * epochs))
                     previous = self._run_stage("diffusion", extra, all_data, previous, run, "all_perturbations")
@@ -456,45 +456,3 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             smallest = min(smallest, float(batch["x"].min()), float(batch["x_control"].min()))
         self.module.calibrate(torch.cat(changes), torch.cat(controls), nonnegative=smallest >= 0, seed=data.seed)
         self.module.train()
-
-    # ------------------------------------------------------------------------------------------ prediction
-
-
-def _stage_epochs(
-    stage: str,
-    max_epochs: int | None,
-    state_epochs: int | None,
-    train_steps: int | None,
-    data: PairedPerturbationData,
-    state_data: PairedPerturbationData,
-) -> list[tuple[str, int]]:
-    """Epochs of each stage to run: from ``max_epochs`` (split 60/40 unless ``state_epochs``), or from a step budget.
-
-    Without ``max_epochs`` the budget (``train_steps``, default ``DEFAULT_STEPS``) is split 60 % / 40 % between the
-    state and the diffusion stage, and each stage's epochs follow from *its own* number of steps per epoch (stage 1
-    also trains on the control cells, so its epochs are longer).
-    """
-    names = ["state", "diffusion"] if stage == "all" else [stage]
-    if max_epochs is not None:
-        if stage != "all":
-            return [(stage, max_epochs)]
-        first = state_epochs if state_epochs is not None else max(1, round(0.6 * max_epochs))
-        return [("state", first), ("diffusion", max(1, max_epochs - first))]
-    budget = DEFAULT_STEPS if train_steps is None else train_steps
-    shares = {"state": 0.6, "diffusion": 0.4} if stage == "all" else {stage: 1.0}
-    out = []
-    for name in names:
-        cells = state_data.n_train if name == "state" else data.n_train
-        steps_per_epoch = max(1, cells // data.batch_size)
-        epochs = max(2, round(shares[name] * budget / steps_per_epoch))
-        if name == "state" and state_epochs is not None:
-            epochs = state_epochs
-        out.append((name, epochs))
-    return out
-
-
-def _members(data: PairedPerturbationData, cells: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """The distinct drug indices in the perturbation sets of ``cells``, and those applied alone in some cell."""
-    index, mask = data.drug_index[cells], data.drug_mask[cells].astype(bool)
-    single = mask.sum(axis=1) == 1
-    return torch.as_tensor(np.unique(index[mask])), torch.as_tensor(np.unique(index[single][mask[single]]))

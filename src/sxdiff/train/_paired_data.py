@@ -229,6 +229,12 @@ class PairedPerturbationData(pl.LightningDataModule):
             positions = positions[np.linspace(0, len(positions) - 1, max_pairs).round().astype(int)]
         return positions
 
+    def perturbations_in(self, cells: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The distinct drug indices in the perturbation sets of ``cells``, and those applied alone in some cell."""
+        index, mask = self.drug_index[cells], self.drug_mask[cells].astype(bool)
+        single = mask.sum(axis=1) == 1
+        return torch.as_tensor(np.unique(index[mask])), torch.as_tensor(np.unique(index[single][mask[single]]))
+
     def training_pair_cells(self, max_pairs: int | None = None) -> np.ndarray:
         """The perturbed cell of each pair :meth:`training_pairs` yields, in the same order."""
         return self.train_set.cells[self._pair_positions(max_pairs)]
