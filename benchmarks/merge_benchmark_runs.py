@@ -5,7 +5,8 @@ Usage::
     python benchmarks/merge_benchmark_runs.py --out benchmarks/results/benchmark_session7 run_a run_b ...
 
 Each run folder holds ``scores.csv`` and ``seconds.csv`` (and ``report.md``, whose first line after the title names
-its command). Scores are concatenated as they are; the report is rendered again over all of them, with the
+its command; ``translator_cv.csv`` where the run had ``--citeseq``: the first one found is kept). Scores are
+concatenated as they are; the report is rendered again over all of them, with the
 commands of every run.
 """
 
@@ -46,11 +47,12 @@ def merge(runs: list[Path], out: Path) -> BenchmarkResult:
     command = " ; ".join(_command(run) for run in runs)
     metadata = _metadata(command, float(seconds["seconds"].sum()), sorted(scores["task"].unique()))
     metadata["date"] = " / ".join(_date(run) for run in runs)
+    translators = [run / "translator_cv.csv" for run in runs if (run / "translator_cv.csv").exists()]
     result = BenchmarkResult(
         scores=scores,
         seconds=seconds,
         profile=replace(PROFILES["full"], seeds=seeds or (0,)),
-        translator=None,
+        translator=pd.read_csv(translators[0]) if translators else None,  # the same reference in every run
         metadata=metadata,
     )
     write_results(result, out)

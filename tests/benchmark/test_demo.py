@@ -27,6 +27,13 @@ def test_demo_cli_writes_results_and_mean_shift_beats_control(tmp_path, capsys, 
     assert top50[("norman_unseen_combinations", "additive")] == pytest.approx(0.883, abs=0.01)
     assert top50[("norman_unseen_combinations", "mean_shift")] < 0.2
     assert "discrimination_score_l1" in printed
+    # every baseline is printed between the null floor and the split-half ceiling (none for L1000: one well each)
+    assert "null_floor" in printed
+    assert "ceiling" in printed
+    for task in ("glioblastoma_unseen_patient", "norman_unseen_combinations"):
+        assert top50[(task, "null_floor")] < top50[(task, "ceiling")]
+    assert top50[("norman_unseen_combinations", "null_floor")] < 0.6 < top50[("norman_unseen_combinations", "ceiling")]
+    assert ("l1000_unseen_drugs", "ceiling") not in top50.index
     assert {"de_overlap", "pearson_delta_pert_top50", "mse_delta"} <= set(summary["metric"])
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert set(metrics["task"]) == set(TASK_GROUPS["core"])

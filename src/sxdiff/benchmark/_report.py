@@ -45,6 +45,7 @@ TARGETS = (  # issue #15 (the glioblastoma energy-distance bar is for the counts
     ("l1000_unseen_drugs", "pearson_delta_top50", ">=", "ridge"),
     ("mcfaline23_unseen_cell_line", "pearson_delta_top50", ">=", "mean_shift"),
     ("mcfaline23_unseen_cell_line", "pearson_delta_top50", ">=", "state_matched"),
+    ("mcfaline23_unseen_cell_line", "mse_delta", "<=", "control"),  # log1p input: never worse than no change
     ("synthetic_sparse_unseen_context", "mse_delta", "<=", "control"),
     ("glioblastoma_unseen_patient_lognorm", "mse_delta", "<=", "control"),
 )
@@ -53,6 +54,10 @@ MODEL = "StateXDiff"
 
 def _fmt(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _fmt_significant(value: float) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3g}"
 
 
 def _model_rows(scores: pd.DataFrame) -> pd.DataFrame:
@@ -111,9 +116,10 @@ def _targets(summary: pd.DataFrame) -> list[str]:
             continue
         bar_value = means.get((task, bar, metric), np.nan) if isinstance(bar, str) else bar
         met = {">=": value >= bar_value, "<=": value <= bar_value, "<": value < bar_value}[comparison]
-        bar_text = f"{bar} ({_fmt(bar_value)})" if isinstance(bar, str) else _fmt(bar_value, 2)
+        shown = _fmt_significant if metric == "mse_delta" else _fmt  # MSEs of 0.0004 would print as 0.000
+        bar_text = f"{bar} ({shown(bar_value)})" if isinstance(bar, str) else _fmt(bar_value, 2)
         lines.append(
-            f"| {task} | {LABELS[metric]} | {comparison} {bar_text} | {_fmt(value)} | {'yes' if met else 'no'} |"
+            f"| {task} | {LABELS[metric]} | {comparison} {bar_text} | {shown(value)} | {'yes' if met else 'no'} |"
         )
     return lines
 
