@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from sxdiff.metrics import evaluate
+from sxdiff.metrics import evaluate, mean_deltas
 
 from ._run import predict_fold
 from ._statexdiff_fold import predict_fold_statexdiff
@@ -61,10 +62,21 @@ def _draw(results: dict, path: str | Path, title: str) -> None:
     from sxdiff.pl import delta_scatter
 
     fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 4.5), sharex=True, sharey=True)
+    # Limits and layout first: the labels are moved apart in screen space, so the panels must not rescale or move
+    # after they are placed (a later panel's wider range would squeeze an earlier panel's labels together).
+    values = np.concatenate([np.concatenate(mean_deltas(p, t, s)) for _, p, t, s in results.values()])
+    low, high = float(values.min()), float(values.max())
+    margin = 0.05 * (high - low)
+    for ax, method in zip(axes, results, strict=True):
+        ax.set_xlim(low - margin, high + margin)
+        ax.set_ylim(low - margin, high + margin)
+        ax.set_title(f"{method}: Pearson r = 0.00")  # reserves the title's space
+        ax.set_xlabel("true change from control")
+        ax.set_ylabel("predicted change from control")
+    fig.suptitle(title)
+    fig.tight_layout()
     for ax, (method, (_, pred, truth, source)) in zip(axes, results.items(), strict=True):
         delta_scatter(pred, truth, source, ax=ax, show=False)
         ax.set_title(f"{method}: {ax.get_title()}")
-    fig.suptitle(title)
-    fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
