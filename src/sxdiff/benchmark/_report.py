@@ -52,12 +52,9 @@ TARGETS = (  # issue #15 (the glioblastoma energy-distance bar is for the counts
 MODEL = "StateXDiff"
 
 
-def _fmt(value: float, digits: int = 3) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
-
-
-def _fmt_significant(value: float) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3g}"
+def _fmt(value: float, digits: int = 3, style: str = "f") -> str:
+    """``digits`` decimals (``style="f"``) or significant digits (``"g"``, for values such as MSEs of 0.0004)."""
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}{style}}"
 
 
 def _model_rows(scores: pd.DataFrame) -> pd.DataFrame:
@@ -116,11 +113,10 @@ def _targets(summary: pd.DataFrame) -> list[str]:
             continue
         bar_value = means.get((task, bar, metric), np.nan) if isinstance(bar, str) else bar
         met = {">=": value >= bar_value, "<=": value <= bar_value, "<": value < bar_value}[comparison]
-        shown = _fmt_significant if metric == "mse_delta" else _fmt  # MSEs of 0.0004 would print as 0.000
-        bar_text = f"{bar} ({shown(bar_value)})" if isinstance(bar, str) else _fmt(bar_value, 2)
-        lines.append(
-            f"| {task} | {LABELS[metric]} | {comparison} {bar_text} | {shown(value)} | {'yes' if met else 'no'} |"
-        )
+        style = "g" if metric == "mse_delta" else "f"  # MSEs of 0.0004 would print as 0.000
+        bar_text = f"{bar} ({_fmt(bar_value, style=style)})" if isinstance(bar, str) else _fmt(bar_value, 2)
+        shown = _fmt(value, style=style)
+        lines.append(f"| {task} | {LABELS[metric]} | {comparison} {bar_text} | {shown} | {'yes' if met else 'no'} |")
     return lines
 
 
