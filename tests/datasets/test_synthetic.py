@@ -90,3 +90,23 @@ def test_sparse_state_response_refuses_impossible_settings():
         sparse_state_response(n_genes=300)
     with pytest.raises(ValueError, match="state_fractions"):
         sparse_state_response(n_contexts=2, state_fractions=[[0.5, 0.5]])
+
+
+def test_sparse_state_response_gene_symbols_rename_markers_and_unaffected_genes_only():
+    plain = sparse_state_response(n_genes=2000, n_marker_genes=40, n_programme_genes=40, seed=1)
+    symbols = ("CD14", "GAPDH", "CD3E", "VIM")
+    named = sparse_state_response(n_genes=2000, n_marker_genes=40, n_programme_genes=40, gene_symbols=symbols, seed=1)
+    assert (plain.X != named.X).nnz == 0  # renaming changes no value
+    renamed = plain.var_names[named.var_names.isin(symbols)]
+    assert len(renamed) == 4
+    truth = named.uns["synthetic_truth"]
+    markers = truth["markers"]  # states x markers, in the renamed names
+    assert "CD14" in markers[0] and "CD3E" in markers[1]  # alternately each state's marker ...
+    changed = {*truth["programmes"].ravel(), *truth["shared_genes"].ravel(), *truth["perturbations"], *markers.ravel()}
+    assert not {"GAPDH", "VIM"} & changed  # ... and a gene nothing affects
+    state0 = (named.obs["cell_state"] == "state_0").to_numpy() & named.obs["is_control"].to_numpy()
+    state1 = (named.obs["cell_state"] == "state_1").to_numpy() & named.obs["is_control"].to_numpy()
+    cd14 = named[:, "CD14"].X.toarray().ravel()
+    assert cd14[state0].mean() > 1.5 * cd14[state1].mean()
+    with pytest.raises(ValueError, match="distinct"):
+        sparse_state_response(n_genes=2000, n_marker_genes=40, n_programme_genes=40, gene_symbols=("CD14", "CD14"))

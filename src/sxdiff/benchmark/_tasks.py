@@ -158,6 +158,21 @@ def _combinations_with_both_singles(adata: AnnData) -> list[list[str]]:
     return [combos]
 
 
+def _sparse_state_response_with_panel_genes() -> AnnData:
+    """The many-gene sparse task, with the coding genes of the benchmark's protein panel among its genes.
+
+    Half of them mark a cell state, the other half are genes nothing affects, so the knowledge-proxy protein
+    context that StateXDiff gets in the benchmark carries state information for some proteins and noise for
+    the others (ablation ``no_protein`` runs without it).
+    """
+    from sxdiff.data import coding_genes
+
+    from ._statexdiff_fold import PROTEIN_PANEL
+
+    symbols = list(dict.fromkeys(gene for protein in PROTEIN_PANEL for gene in coding_genes(protein)))
+    return datasets.synthetic.sparse_state_response(gene_symbols=symbols)
+
+
 _GLIOBLASTOMA = Task(
     name="glioblastoma_unseen_patient",
     load=datasets.glioblastoma_panobinostat,
@@ -192,7 +207,7 @@ TASKS: dict[str, Task] = {
     "glioblastoma_unseen_patient_lognorm": _GLIOBLASTOMA.without_counts(),
     "synthetic_sparse_unseen_context": Task(
         name="synthetic_sparse_unseen_context",
-        load=datasets.synthetic.sparse_state_response,
+        load=_sparse_state_response_with_panel_genes,
         kind="unseen_context",
         dose_key="dose",
         fold_holdouts=_each_context,

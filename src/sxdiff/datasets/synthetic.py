@@ -227,6 +227,26 @@ def expected_log_mean(truth: dict, context: str, perturbations: Sequence[str], d
     return log_mean + truth["context_scale"][c] * delta
 
 
+def _with_symbols(
+    genes: np.ndarray, symbols: Sequence[str], markers: np.ndarray, unaffected: np.ndarray
+) -> np.ndarray:
+    """Give ``symbols`` to genes: alternately the next state's next marker and the next unaffected gene."""
+    n_states, n_markers = markers.shape
+    if len(set(symbols)) != len(symbols) or set(symbols) & set(genes.tolist()):
+        raise ValueError("`gene_symbols` must be distinct and must not look like the generated names `gene_<i>`.")
+    n_marker_symbols, n_other_symbols = (len(symbols) + 1) // 2, len(symbols) // 2
+    if n_marker_symbols > markers.size or n_other_symbols > len(unaffected):
+        raise ValueError(
+            f"{len(symbols)} `gene_symbols` are too many for {markers.size} marker genes and {len(unaffected)} "
+            "unaffected genes; give fewer symbols."
+        )
+    renamed = genes.astype(object)
+    marker_order = markers.T.ravel()  # state 0's first marker, state 1's first marker, ...
+    for i, symbol in enumerate(symbols):
+        renamed[marker_order[i // 2] if i % 2 == 0 else unaffected[i // 2]] = symbol
+    return renamed.astype(str)
+
+
 def sparse_state_response(
     n_genes: int = 5000,
     n_contexts: int = 4,
@@ -242,6 +262,7 @@ def sparse_state_response(
     library_size: float = 800.0,
     target_sum: float = 1000.0,
     dispersion: float = 5.0,
+    gene_symbols: Sequence[str] = (),
     seed: int = 0,
 ) -> ad.AnnData:
     """Sparse log-normalised data over many genes in which cell states respond differently to a perturbation.
@@ -294,6 +315,11 @@ def sparse_state_response(
         Total per cell after normalisation (before ``log1p``).
     dispersion
         Negative-binomial inverse dispersion.
+    gene_symbols
+        Real gene symbols to give some genes instead of ``gene_<i>``, alternately to a marker gene of each
+        state in turn and to one of the best-expressed genes that nothing affects. A protein context computed
+        from their mRNA (:func:`sxdiff.pp.protein_context`) then carries state information for some proteins
+        and only noise for others. Renaming changes no value: the data are otherwise identical.
     seed
         Random seed; the data are a deterministic function of the arguments.
 
@@ -351,6 +377,9 @@ def sparse_state_response(
     markers = chosen[: n_states * n_marker_genes].reshape(n_states, n_marker_genes)
     rest = chosen[n_states * n_marker_genes :].reshape(n_perturbations, 1 + n_programme_genes + n_shared)
     targets, programmes, shared = rest[:, 0], rest[:, 1 : 1 + n_programme_genes], rest[:, 1 + n_programme_genes :]
+    by_expression = np.argsort(-log_profile)
+    unaffected = by_expression[~np.isin(by_expression, chosen)]
+    genes = _with_symbols(genes, gene_symbols, markers, unaffected)
 
     state_log_mean = np.zeros((n_states, n_genes))
     for s in range(n_states):
