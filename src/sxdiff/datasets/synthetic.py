@@ -227,11 +227,8 @@ def expected_log_mean(truth: dict, context: str, perturbations: Sequence[str], d
     return log_mean + truth["context_scale"][c] * delta
 
 
-def _with_symbols(
-    genes: np.ndarray, symbols: Sequence[str], markers: np.ndarray, unaffected: np.ndarray
-) -> np.ndarray:
+def _with_symbols(genes: np.ndarray, symbols: Sequence[str], markers: np.ndarray, unaffected: np.ndarray) -> np.ndarray:
     """Give ``symbols`` to genes: alternately the next state's next marker and the next unaffected gene."""
-    n_states, n_markers = markers.shape
     if len(set(symbols)) != len(symbols) or set(symbols) & set(genes.tolist()):
         raise ValueError("`gene_symbols` must be distinct and must not look like the generated names `gene_<i>`.")
     n_marker_symbols, n_other_symbols = (len(symbols) + 1) // 2, len(symbols) // 2

@@ -44,8 +44,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT = "sxdiff-model"
-# 2: composed expected change, EMA (session 5); 3: identities, novelty shrinkage, state anchors; 4: variation scale
-FORMAT_VERSION = 5
+# 2: composed expected change, EMA (session 5); 3: identities, novelty shrinkage, state anchors; 4: variation scale;
+# 5: measured effects; 6: context transfer (τ, ν)
+FORMAT_VERSION = 6
 _FILES = ("weights.pt", "attributes.json", "var_names.json")
 
 

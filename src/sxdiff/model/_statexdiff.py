@@ -28,6 +28,7 @@ from sxdiff.train._denormals import flush_denormals
 from sxdiff.train._history import merge_history
 from sxdiff.train._perturbation_holdout import hold_out_perturbations
 
+from ._context_transfer import choose_context_transfer
 from ._measured_effects import fit_measured_effects
 from ._novelty_shrinkage import choose_novelty_shrinkage
 from ._safe_io import SafeSaveLoadMixin
@@ -99,6 +100,12 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         Corrections of trained perturbations toward their measured mean change, fitted after training
         (:func:`~sxdiff.model._measured_effects.fit_measured_effects`): ``"raw"`` keeps all of the difference (as the
         additive baseline); ``"shrunk"`` per gene what exceeds the sampling noise; ``"off"`` none.
+    context_transfer
+        For source cells of a context without perturbed training cells (an unseen patient or cell line), weight the
+        predicted change by ``τ`` and its state-dependent part by ``ν``, both fitted after training by predicting
+        each training context's measured responses from the other contexts'
+        (:func:`~sxdiff.model._context_transfer.choose_context_transfer`; ``"auto"``, the default). ``"off"``:
+        carried over whole (the ablation).
     drug_features, protein_names, protein_reliability
         Filled by the model itself (recorded so that a saved model loads without the training data).
 
@@ -142,12 +149,15 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         state_anchors: int = 16,
         variation_scale: float | Literal["auto"] = "auto",
         measured_effects: Literal["raw", "shrunk", "off"] = "raw",
+        context_transfer: Literal["auto", "off"] = "auto",
         drug_features: dict | None = None,
         protein_names: list[str] | None = None,
         protein_reliability: list[float] | None = None,
     ) -> None:
         if measured_effects not in ("shrunk", "raw", "off"):
             raise ValueError(f"measured_effects must be 'raw', 'shrunk' or 'off', not {measured_effects!r}.")
+        if context_transfer not in ("auto", "off"):
+            raise ValueError(f"context_transfer must be 'auto' or 'off', not {context_transfer!r}.")
         if variation_scale != "auto" and not (
             isinstance(variation_scale, int | float) and 0.0 <= float(variation_scale) <= 1.0
         ):
@@ -202,6 +212,8 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         self._install_drug_features(features)
         self.variation_setting = variation_scale
         self.measured_effects = measured_effects
+        self.context_transfer = context_transfer
+        self.perturbed_contexts_: list[str] | None = None
         if variation_scale != "auto":
             self.module.set_variation_scale(float(variation_scale))
         if len(self.protein_names_):
@@ -347,6 +359,12 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                     fit_measured_effects(self, final, mode=self.measured_effects)
                 if name == "diffusion" and self.variation_setting == "auto":
                     choose_variation_scale(self, data)
+                if name == "diffusion" and self.context_transfer == "auto" and self.module.composer is not None:
+                    choose_context_transfer(self, final)
+        trained = np.union1d(data.train_set.cells, data.validation_set.cells)
+        self.perturbed_contexts_ = sorted(
+            {str(c) for c in data.matcher.contexts[trained[~data.matcher.is_control[trained]]]}
+        )
         self.history_ = previous
         self.module.set_stage(stage)
         self.module.eval()

@@ -138,6 +138,9 @@ class StateXDiffPredictMixin:
             else np.full(adata_control.n_obs, "all", dtype=object)
         )
         generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
+        new_context = self._new_contexts(
+            contexts, has_contexts=bool(args["context_key"]) and args["context_key"] in adata_control.obs
+        )
         self.module.eval()
         n = adata_control.n_obs
         n_protein = len(self.protein_names_) if self.module.use_protein else 0
@@ -174,6 +177,7 @@ class StateXDiffPredictMixin:
                                 guidance_scale=guidance_scale,
                                 generator=generator,
                                 state_control=state,
+                                new_context=new_context[start:stop],
                             )
                             store.write(
                                 (c * n_samples_per_cell + sample) * n + start,  # rows: condition, sample, cell
@@ -197,6 +201,13 @@ class StateXDiffPredictMixin:
         obs.index = [f"pred_{i}" for i in range(len(obs))]
         uns = {"sxdiff_protein": {"names": list(self.protein_names_)}} if n_protein else {}
         return store.finish(obs, pd.DataFrame(index=list(self.gene_names_)), uns)
+
+    def _new_contexts(self, contexts: np.ndarray, has_contexts: bool) -> torch.Tensor:
+        """Which sources come from a context without perturbed training cells (all False without context labels)."""
+        known = getattr(self, "perturbed_contexts_", None)
+        if not has_contexts or known is None:
+            return torch.zeros(len(contexts), dtype=torch.bool, device=self.device)
+        return torch.as_tensor(~np.isin(contexts.astype(str), known), device=self.device)
 
     def _source_log_means(self, x: RowReader, contexts: np.ndarray, batch_size: int) -> dict:
         """Per context: mean log expression (the metrics' scale) of the source cells and the fraction above 0."""

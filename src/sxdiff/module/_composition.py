@@ -30,6 +30,13 @@ For a set ``{(p_k, d_k)}`` applied to a source cell with standardised state ``z`
 diffusion's residual is centred on) and the change of log expression per gene (on the scale the metrics
 use), so additivity holds for the expression change itself and is not lost in a non-linear decoder.
 
+For a source cell of a context that had no perturbed cell in training (an unseen patient, cell line or cell type),
+the change is carried over as ``τ (Δ(z) - (1 - ν) deviation(z))``: the state-dependent deviation is weighted by
+``ν`` and the whole change by ``τ``, both in [0, 1] and chosen by the model from how the training contexts'
+measured responses predict each other (:func:`sxdiff.model._context_transfer.choose_context_transfer`; 1 until
+then): responses that do not transfer between contexts are shrunk toward no change, state effects that do not
+transfer toward the context-free effect.
+
 ``composition="pooled"`` is the ablation of the first versions: the dose-scaled member tokens are summed
 first and the sum goes through the network, so ``f(A + B) != f(A) + f(B)``.
 """
@@ -141,6 +148,7 @@ class PerturbationComposer(nn.Module):
         self.register_buffer("trained", torch.zeros(self.identity.shape[0], dtype=torch.bool))
         self.register_buffer("measured_alone", torch.zeros(self.identity.shape[0], dtype=torch.bool))
         self.register_buffer("novelty_shrinkage", torch.ones(2))  # (λ description, μ state deviation)
+        self.register_buffer("context_transfer", torch.ones(2))  # (τ whole change, ν state deviation), new contexts
         # per trained perturbation, a gene-space change per unit of dose response fitted after training to what the
         # network leaves of its measured mean change (see sxdiff.model._measured_effects); 0 until then
         self.register_buffer("measured_correction", torch.zeros(self.identity.shape[0], n_genes))
@@ -189,6 +197,30 @@ class PerturbationComposer(nn.Module):
         known = (self.trained[index] & (drug_index < n)).to(weight.dtype)
         genes = (self.measured_correction[index] * (weight * known).unsqueeze(-1)).sum(dim=1)
         return nn.functional.pad(genes, (self.n_state, 0))
+
+    def transferred(self, composed: Composed, new_context: torch.Tensor) -> Composed:
+        """``composed`` with rows of sources in new contexts ``(batch,)`` carried over by ``(τ, ν)`` (module docstring).
+
+        Examples
+        --------
+        >>> import torch
+        >>> composer = PerturbationComposer(8, 4, 10, n_hidden=16)
+        >>> composer.context_transfer.copy_(torch.tensor([0.5, 0.0]))
+        tensor([0.5000, 0.0000])
+        >>> ones = torch.ones(2, 14)
+        >>> composed = Composed(ones[:, :4], ones[:, 4:], 0.5 * ones, 0 * ones)
+        >>> out = composer.transferred(composed, torch.tensor([False, True]))
+        >>> out.genes[:, 0].tolist()  # kept; halved after removing the state deviation
+        [1.0, 0.25]
+        """
+        tau, nu = self.context_transfer.to(composed.genes.dtype)
+        new = new_context.to(composed.genes.device).unsqueeze(-1)
+        total = torch.cat([composed.latent, composed.genes], dim=1)
+        carried = tau * (total - (1 - nu) * composed.deviation)
+        total = torch.where(new, carried, total)
+        deviation = torch.where(new, tau * nu * composed.deviation, composed.deviation)
+        interaction = torch.where(new, tau * composed.interaction, composed.interaction)
+        return Composed(total[:, : self.n_state], total[:, self.n_state :], deviation, interaction)
 
     def _deviation(self, h: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """``g(h, z) - g(h, 0)`` for member representations ``h`` (batch, set, hidden): 0 at the mean state."""

@@ -24,15 +24,16 @@ from scvi.module.base import BaseModuleClass, LossOutput
 from torch import nn
 from torch.nn.utils import parameters_to_vector
 
-from sxdiff.diffusion import CosineSchedule, ddim_sample, guided_v, min_snr_weight, v_target
+from sxdiff.diffusion import CosineSchedule, min_snr_weight, v_target
 
 from ._composition import Composed, Composition, PerturbationComposer
 from ._decoding import apply_log_change
 from ._denoiser import Condition, DiTDenoiser, MLPDenoiser
 from ._drug_encoder import DrugEncoder, DrugTemplate
+from ._sampling import Sampling
 from ._state_anchors import nearest_anchor, state_anchors
 from ._triplet import mismatch_partners, quality_triplet
-from ._vmcs import VMCS, VMCSState
+from ._vmcs import VMCS
 from ._weight_average import WeightAveraging
 
 __all__ = ["Stage", "StateXDiffModule"]
@@ -40,7 +41,7 @@ __all__ = ["Stage", "StateXDiffModule"]
 Stage = Literal["state", "diffusion", "all"]
 
 
-class StateXDiffModule(WeightAveraging, BaseModuleClass):
+class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
     """Tensors and losses of StateXDiff (no AnnData): see the module docstring for the equations.
 
     Batches are dicts with ``x`` / ``x_control`` (expression of the perturbed cell and its matched
@@ -271,6 +272,12 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
             values = torch.tensor([description, state], dtype=torch.float32).clamp(0.0, 1.0)
             self.composer.novelty_shrinkage.copy_(values)
 
+    @torch.no_grad()
+    def set_context_transfer(self, whole: float, deviation: float) -> None:
+        """Store ``(τ, ν)`` in [0, 1] for sources of contexts without perturbed training cells (see the composer)."""
+        if self.composer is not None:
+            self.composer.context_transfer.copy_(torch.tensor([whole, deviation]).clamp(0.0, 1.0))
+
     def log_expression(self, x: torch.Tensor) -> torch.Tensor:
         """Expression on the scale of the metrics: log1p per 10,000 for counts, the values otherwise."""
         return self.vmcs.normalise_rna(x)
@@ -413,86 +420,3 @@ class StateXDiffModule(WeightAveraging, BaseModuleClass):
             full_true = v_hat - sigma * latent_true
             full_mis = v_mis - sigma * composed_mis.latent
         return quality_triplet(full_true, full_mis, full_target, state.quality.detach(), found, self.triplet_margin)
-
-    # ------------------------------------------------------------------------------------ sampling
-    @torch.no_grad()
-    def sample(
-        self,
-        x_control: torch.Tensor,
-        protein_control: torch.Tensor | None,
-        drug_index: torch.Tensor,
-        drug_dose: torch.Tensor,
-        drug_mask: torch.Tensor,
-        *,
-        n_steps: int = 10,
-        guidance_scale: float = 1.0,
-        generator: torch.Generator | None = None,
-        state_control: VMCSState | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Predicted states and log-expression changes for source control cells under perturbation sets.
-
-        The mean change of log expression is the composed expected change; the diffusion's sampled residual adds
-        the cell-to-cell variation around it (decoded as the difference it makes to the decoded state, centred over
-        the batch: the decoder's curvature would otherwise turn the residual's spread into a shift of the mean, and
-        small effects would drown in it; a batch is one condition's sources), times ``variation_scale`` (a perturbed
-        cell minus its control, added to a source cell that varies like a control, over-disperses at full size).
-        Sample under :meth:`averaged_weights` for the EMA weights. ``state_control`` (the sources' :meth:`encode`)
-        skips encoding; ``generator`` (on any device) seeds the noise.
-        """
-        protein_control = protein_control if self.use_protein else None
-        if state_control is None:
-            state_control = self.encode(x_control, protein_control)
-        condition, composed = self.condition(state_control.z, protein_control, drug_index, drug_dose, drug_mask)
-        residual = self.sample_residual(condition, n_steps, guidance_scale, generator)
-        return self.predicted_change(x_control, state_control, composed, residual)
-
-    def sample_residual(self, condition: Condition, n_steps: int, guidance_scale: float, generator) -> torch.Tensor:
-        """DDIM sample of the standardised residual around the composed change, one per source cell."""
-        n, device = condition.control_state.shape[0], condition.control_state.device
-        no_drugs = torch.ones(n, dtype=torch.bool, device=device)
-        prepared = self.denoiser.prepare(condition)
-        unconditional = self.denoiser.prepare(condition, no_drugs) if guidance_scale != 1.0 else None
-
-        def velocity(x_t, t):
-            v = self.denoiser(x_t, t, condition, prepared=prepared)
-            if guidance_scale == 1.0:
-                return v
-            return guided_v(v, self.denoiser(x_t, t, condition, no_drugs, prepared=unconditional), guidance_scale)
-
-        generator_device = generator.device if generator is not None else device
-        noise = torch.randn(n, self.n_state, generator=generator, device=generator_device).to(device)
-        return ddim_sample(velocity, self.schedule, noise, n_steps=n_steps)
-
-    def predicted_change(
-        self,
-        x_control: torch.Tensor,
-        state_control: VMCSState,
-        composed: Composed | None,
-        residual: torch.Tensor,
-        variation_scale: float | torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """States and log-expression changes of the sources from a sampled residual (see :meth:`sample`).
-
-        ``variation_scale`` overrides the module's factor on the residual.
-        """
-        scale = self.variation_scale if variation_scale is None else variation_scale
-        expected = composed.latent if composed is not None else torch.zeros_like(residual)
-        z_mean = state_control.z + expected * self.state_scale
-        z = z_mean + residual * self.state_scale * scale
-        decoded_control = self.decoded_log_expression(state_control.z)
-        if composed is not None:  # the composed mean plus the residual's cell-level variation, centred
-            variation = self.decoded_log_expression(z) - self.decoded_log_expression(z_mean)
-            log_change = composed.genes + variation - variation.mean(dim=0, keepdim=True)
-        else:
-            log_change = self.decoded_log_expression(z) - decoded_control
-        library = x_control.sum(dim=1, keepdim=True).clamp_min(1.0) if self.vmcs.gene_likelihood == "nb" else None
-        out = {
-            "z": z,
-            "z_control": state_control.z,
-            "expression": self.vmcs.decode_rna(z, library),
-            "log_change": log_change,
-            "decoded_control": decoded_control,
-        }
-        if self.use_protein:
-            out["protein"] = self.vmcs.decode_protein(z)
-        return out
