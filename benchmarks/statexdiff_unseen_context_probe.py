@@ -2,7 +2,8 @@
 
 Each fold's model is trained once with defaults; the arms switch one part off at prediction time only:
 ``no_measured`` (measured-effects correction zeroed), ``variation0`` (no sampled residual), ``mu0`` (state
-deviation of *novel* perturbations off), ``no_state_dev`` (the state-dependent deviation off for every member).
+deviation of *novel* perturbations off), ``no_state_dev`` (the state-dependent deviation off for every member),
+``no_context_transfer`` (the context-transfer weights (τ, ν) set to 1: effects carried into the new context whole).
 Prints running means over the folds so far (over conditions).
 
     python benchmarks/statexdiff_unseen_context_probe.py mcfaline23_unseen_cell_line
@@ -44,6 +45,10 @@ def arms(task, fold, model, adata) -> dict[str, pd.DataFrame]:
     composer.state_effects = False
     out["no_state_dev"] = score(task, fold, model, adata, 0)
     composer.state_effects = True
+    transfer = model.context_transfer_
+    module.set_context_transfer(1.0, 1.0)
+    out["no_context_transfer"] = score(task, fold, model, adata, 0)
+    module.set_context_transfer(transfer["tau"], transfer["nu"])
     return out
 
 
@@ -56,7 +61,8 @@ def main(task_name: str, n_folds: int | None) -> None:
         measured = {k: v for k, v in model.measured_effects_.items() if k != "conditions"}
         print(
             f"{fold.name}: trained in {time.perf_counter() - start:.0f} s; variation scale "
-            f"{model.variation_scale_.get('chosen')}; measured effects {measured}",
+            f"{model.variation_scale_.get('chosen')}; measured effects {measured}; context transfer "
+            f"{ {k: round(v, 3) for k, v in model.context_transfer_.items()} }",
             flush=True,
         )
         tables = arms(task, fold, model, adata)
