@@ -42,7 +42,7 @@ def _trained(rotate_labels: bool):
     sxdiff.pp.ood_split(adata, "unseen_context", ["line_3"], validation_fraction=0, **KEYS)
     sxdiff.model.StateXDiff.setup_anndata(adata, **KEYS)
     torch.manual_seed(0)
-    model = sxdiff.model.StateXDiff(adata, **SMALL)
+    model = sxdiff.model.StateXDiff(adata, context_transfer="auto", **SMALL)
     model.train(train_steps=60, split_key="sxdiff_split", enable_progress_bar=False)
     return adata, model
 

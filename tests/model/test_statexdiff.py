@@ -308,3 +308,12 @@ def test_trained_singles_are_corrected_toward_their_measured_change(trained):
     finally:
         composer.measured_correction.copy_(saved)
     assert corrected < 0.5 * uncorrected, (corrected, uncorrected)  # measured: raw 0.40, shrunk 0.27 vs 1.06
+
+
+def test_context_transfer_is_off_by_default_and_contexts_with_perturbed_cells_are_recorded(trained):
+    adata, model = trained
+    assert model.context_transfer == "off"
+    assert model.module.composer.context_transfer.tolist() == [1.0, 1.0]  # carried over whole
+    assert model.perturbed_contexts_ == ["context_0"]  # context_1's perturbed cells are the test set
+    with pytest.raises(ValueError, match="context_transfer"):
+        StateXDiff(adata, context_transfer="yes", **SMALL)

@@ -38,7 +38,7 @@ ABLATIONS: dict[str, dict] = {
     "full_variation": {"variation_scale": 1.0},
     "no_measured_effects": {"measured_effects": "off"},
     "shrunk_measured_effects": {"measured_effects": "shrunk"},
-    "no_context_transfer": {"context_transfer": "off"},
+    "context_transfer_auto": {"context_transfer": "auto"},
 }
 
 MODEL = "StateXDiff"
