@@ -4,8 +4,8 @@ from ._compare import compare_on_fold
 from ._harness import ABLATIONS, PROFILES, BenchmarkResult, Profile, run_benchmark
 from ._report import render_report, write_results
 from ._run import METHODS, predict_fold, run_fold, run_tasks, summarize
-from ._statexdiff_fold import PROTEIN_PANEL, predict_fold_statexdiff
-from ._tasks import TASK_GROUPS, TASKS, Fold, Task, log_normalized
+from ._statexdiff_fold import predict_fold_statexdiff
+from ._tasks import PROTEIN_PANEL, TASK_GROUPS, TASKS, Fold, Task, log_normalized
 from ._translator_cv import ridge_on_pcs, translator_calibration, translator_cross_validation, translator_summary
 
 __all__ = [

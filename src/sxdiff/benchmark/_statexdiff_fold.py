@@ -8,21 +8,11 @@ from anndata import AnnData
 
 from sxdiff.data._expression import log_normalize
 
-from ._tasks import Fold, Task, ensure_drug_features
+from ._tasks import PROTEIN_PANEL, Fold, Task, ensure_drug_features
 
-__all__ = ["PROTEIN_PANEL", "predict_fold_statexdiff", "predict_statexdiff", "train_fold_statexdiff"]
+__all__ = ["predict_fold_statexdiff", "predict_statexdiff", "train_fold_statexdiff"]
 
 logger = logging.getLogger(__name__)
-
-# Proteins of the knowledge-proxy protein context in the benchmark: common CITE-seq antibody targets and
-# proteins of proliferation, stress and drug-response programmes; those without a coding gene among a
-# dataset's genes are dropped (L1000 landmark genes keep a handful).
-PROTEIN_PANEL = (
-    "CD3", "CD4", "CD8", "CD14", "CD19", "CD44", "CD45", "CD74", "CD56", "CD69", "HLA-DR", "EPCAM", "EGFR",
-    "VIM", "MKI67", "TOP2A", "CDK1", "CCNB1", "CCND1", "CDKN1A", "MYC", "TP53", "MDM2", "HDAC1", "HDAC2",
-    "JUN", "FOS", "HSPA1A", "GAPDH", "STAT1", "IRF1", "BCL2", "BAX", "PCNA", "SOX2", "NES", "GFAP", "KLF1",
-    "GATA1", "HBG1", "TFRC", "ATF4",
-)  # fmt: skip
 
 
 def _log_normalise(adata: AnnData) -> AnnData:

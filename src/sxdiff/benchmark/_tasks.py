@@ -14,6 +14,7 @@ from sxdiff import datasets
 from sxdiff.pp import ood_split
 
 __all__ = [
+    "PROTEIN_PANEL",
     "TASKS",
     "TASK_GROUPS",
     "Fold",
@@ -158,6 +159,17 @@ def _combinations_with_both_singles(adata: AnnData) -> list[list[str]]:
     return [combos]
 
 
+# Proteins of the knowledge-proxy protein context in the benchmark: common CITE-seq antibody targets and
+# proteins of proliferation, stress and drug-response programmes; those without a coding gene among a
+# dataset's genes are dropped (L1000 landmark genes keep a handful).
+PROTEIN_PANEL = (
+    "CD3", "CD4", "CD8", "CD14", "CD19", "CD44", "CD45", "CD74", "CD56", "CD69", "HLA-DR", "EPCAM", "EGFR",
+    "VIM", "MKI67", "TOP2A", "CDK1", "CCNB1", "CCND1", "CDKN1A", "MYC", "TP53", "MDM2", "HDAC1", "HDAC2",
+    "JUN", "FOS", "HSPA1A", "GAPDH", "STAT1", "IRF1", "BCL2", "BAX", "PCNA", "SOX2", "NES", "GFAP", "KLF1",
+    "GATA1", "HBG1", "TFRC", "ATF4",
+)  # fmt: skip
+
+
 def _sparse_state_response_with_panel_genes() -> AnnData:
     """The many-gene sparse task, with the coding genes of the benchmark's protein panel among its genes.
 
@@ -166,8 +178,6 @@ def _sparse_state_response_with_panel_genes() -> AnnData:
     the others (ablation ``no_protein`` runs without it).
     """
     from sxdiff.data import coding_genes
-
-    from ._statexdiff_fold import PROTEIN_PANEL
 
     symbols = list(dict.fromkeys(gene for protein in PROTEIN_PANEL for gene in coding_genes(protein)))
     return datasets.synthetic.sparse_state_response(gene_symbols=symbols)
