@@ -9,6 +9,8 @@ import torch
 
 from sxdiff.train import PairedPerturbationData
 
+from ._novelty_shrinkage import perturbation_keys
+
 __all__ = ["MIN_CELLS", "choose_context_transfer", "transfer_weights"]
 
 logger = logging.getLogger(__name__)
@@ -52,11 +54,6 @@ def transfer_weights(observed: np.ndarray, context_free: np.ndarray, state_match
     return tau, float(np.clip(beta / alpha, 0.0, 1.0)) if alpha > 1e-6 else 0.0
 
 
-def _condition_keys(data: PairedPerturbationData, cells: np.ndarray) -> np.ndarray:
-    index = data.drug_index[cells] * data.drug_mask[cells]
-    return np.array([f"{i.tolist()}|{d.tolist()}" for i, d in zip(index, data.drug_dose[cells], strict=True)])
-
-
 @torch.no_grad()
 def _measured_changes(model, data: PairedPerturbationData, max_cells: int) -> tuple[dict, dict]:
     """Per (context, condition): measured mean change and per-state changes; per context: its state shares.
@@ -65,13 +62,12 @@ def _measured_changes(model, data: PairedPerturbationData, max_cells: int) -> tu
     condition's mean shift in latent space, so that the perturbation does not move it across states.
     """
     module, device = model.module, model.device
-    anchors = module.state_anchors[: int(module.n_anchors)]
-    n_states = max(1, anchors.shape[0])
+    n_states = max(1, int(module.n_anchors))
     rng = np.random.default_rng(data.seed)
     contexts = data.matcher.contexts
     everything = np.union1d(data.train_set.cells, data.validation_set.cells)
     perturbed = everything[~data.matcher.is_control[everything]]
-    keys = _condition_keys(data, perturbed)
+    keys = perturbation_keys(data, perturbed).to_numpy()
 
     def read(indices):
         indices = np.sort(rng.choice(indices, size=min(len(indices), max_cells), replace=False))
@@ -82,10 +78,7 @@ def _measured_changes(model, data: PairedPerturbationData, max_cells: int) -> tu
         return module.log_expression(x).double().cpu().numpy(), z
 
     def states(z):
-        if anchors.shape[0] == 0:
-            return np.zeros(z.shape[0], dtype=int)
-        scale = module.state_std
-        return torch.cdist(z / scale, anchors / scale).argmin(dim=1).cpu().numpy()
+        return module.anchor_index(z).cpu().numpy()
 
     changes: dict = {}
     shares: dict = {}

@@ -15,18 +15,18 @@ __all__ = ["choose_novelty_shrinkage", "condition_groups"]
 logger = logging.getLogger(__name__)
 
 
+def perturbation_keys(data: PairedPerturbationData, cells: np.ndarray) -> pd.Series:
+    """One label per cell for its perturbation set and doses (the condition without the context)."""
+    return pd.Series([str(row) for row in data.drug_index[cells] * data.drug_mask[cells]]).str.cat(
+        pd.Series([str(row) for row in data.drug_dose[cells]]), sep="|"
+    )
+
+
 def condition_groups(
     data: PairedPerturbationData, cells: np.ndarray, rng: np.random.Generator, max_conditions: int
 ) -> list[np.ndarray]:
     """The ``cells`` grouped by condition (context, perturbation set, dose); at most ``max_conditions`` groups."""
-    contexts = data.matcher.contexts
-    keys = pd.Series(contexts[cells].astype(str)).str.cat(
-        [
-            pd.Series([str(row) for row in data.drug_index[cells] * data.drug_mask[cells]]),
-            pd.Series([str(row) for row in data.drug_dose[cells]]),
-        ],
-        sep="|",
-    )
+    keys = pd.Series(data.matcher.contexts[cells].astype(str)).str.cat(perturbation_keys(data, cells), sep="|")
     condition, names = pd.factorize(keys)
     chosen = np.sort(rng.choice(len(names), size=min(len(names), max_conditions), replace=False))
     return [cells[condition == c] for c in chosen]

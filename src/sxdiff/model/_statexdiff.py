@@ -217,6 +217,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         self.measured_effects = measured_effects
         self.context_transfer = context_transfer
         self.perturbed_contexts_: list[str] | None = None
+        self.context_transfer_: dict | None = None  # fitted weights (context_transfer="auto" only)
         if variation_scale != "auto":
             self.module.set_variation_scale(float(variation_scale))
         if len(self.protein_names_):

@@ -177,7 +177,7 @@ class StateXDiffPredictMixin:
                                 guidance_scale=guidance_scale,
                                 generator=generator,
                                 state_control=state,
-                                new_context=new_context[start:stop],
+                                new_context=None if new_context is None else new_context[start:stop],
                             )
                             store.write(
                                 (c * n_samples_per_cell + sample) * n + start,  # rows: condition, sample, cell
@@ -202,12 +202,16 @@ class StateXDiffPredictMixin:
         uns = {"sxdiff_protein": {"names": list(self.protein_names_)}} if n_protein else {}
         return store.finish(obs, pd.DataFrame(index=list(self.gene_names_)), uns)
 
-    def _new_contexts(self, contexts: np.ndarray, has_contexts: bool) -> torch.Tensor:
-        """Which sources come from a context without perturbed training cells (all False without context labels)."""
-        known = getattr(self, "perturbed_contexts_", None)
-        if not has_contexts or known is None:
-            return torch.zeros(len(contexts), dtype=torch.bool, device=self.device)
-        return torch.as_tensor(~np.isin(contexts.astype(str), known), device=self.device)
+    def _new_contexts(self, contexts: np.ndarray, has_contexts: bool) -> torch.Tensor | None:
+        """Which sources come from a context without perturbed training cells; ``None`` when nothing is to change.
+
+        Only a model trained with ``context_transfer="auto"`` has fitted weights; without them, or without context
+        labels, the sampler skips the transfer altogether.
+        """
+        if not has_contexts or self.context_transfer_ is None or self.perturbed_contexts_ is None:
+            return None
+        new = ~np.isin(contexts.astype(str), self.perturbed_contexts_)
+        return torch.as_tensor(new, device=self.device) if new.any() else None
 
     def _source_log_means(self, x: RowReader, contexts: np.ndarray, batch_size: int) -> dict:
         """Per context: mean log expression (the metrics' scale) of the source cells and the fraction above 0."""

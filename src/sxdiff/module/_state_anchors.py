@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["MIN_CELLS_PER_ANCHOR", "nearest_anchor", "state_anchors"]
+__all__ = ["MIN_CELLS_PER_ANCHOR", "nearest_anchor", "nearest_anchor_index", "state_anchors"]
 
 MIN_CELLS_PER_ANCHOR = 50
 
@@ -60,5 +60,10 @@ def nearest_anchor(z: torch.Tensor, anchors: torch.Tensor, scale: torch.Tensor |
     """
     if anchors.shape[0] == 0:
         return z
+    return anchors[nearest_anchor_index(z, anchors, scale)]
+
+
+def nearest_anchor_index(z: torch.Tensor, anchors: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Index of the nearest of ``anchors`` (at least one) for each row of ``z``, after dividing by ``scale``."""
     scale = torch.ones_like(anchors[0]) if scale is None else scale
-    return anchors[torch.cdist(z / scale, anchors / scale).argmin(dim=1)]
+    return torch.cdist(z / scale, anchors / scale).argmin(dim=1)

@@ -31,7 +31,7 @@ from ._decoding import apply_log_change
 from ._denoiser import Condition, DiTDenoiser, MLPDenoiser
 from ._drug_encoder import DrugEncoder, DrugTemplate
 from ._sampling import Sampling
-from ._state_anchors import nearest_anchor, state_anchors
+from ._state_anchors import nearest_anchor, nearest_anchor_index, state_anchors
 from ._triplet import mismatch_partners, quality_triplet
 from ._vmcs import VMCS
 from ._weight_average import WeightAveraging
@@ -199,6 +199,12 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
     def anchor(self, z: torch.Tensor) -> torch.Tensor:
         """The state the composer sees for source states ``z``: see :func:`~sxdiff.module.nearest_anchor`."""
         return nearest_anchor(z, self.state_anchors[: int(self.n_anchors)], self.state_std)
+
+    def anchor_index(self, z: torch.Tensor) -> torch.Tensor:
+        """Which anchor the composer reads for each of the states ``z`` (all 0 without anchors)."""
+        if int(self.n_anchors) == 0:
+            return torch.zeros(z.shape[0], dtype=torch.long, device=z.device)
+        return nearest_anchor_index(z, self.state_anchors[: int(self.n_anchors)], self.state_std)
 
     def _averaged_parameters(self) -> list[nn.Parameter]:
         """The parameters the EMA averages: everything the diffusion stage trains (all but the VMCS)."""
