@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -46,6 +45,7 @@ import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
+from _peak_memory import peak_rss_gb  # the script's folder is on sys.path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -74,10 +74,6 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore")
     for name in ("scvi", "lightning", "lightning.pytorch", "sxdiff", "sxdiff.drugs"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # kB on Linux
 
 
 def _epoch_limits(max_batches: int | None, n_train: int, batch_size: int) -> dict:
@@ -157,7 +153,7 @@ def run_statexdiff(path: Path, max_batches: int | None, accelerator: str, triple
         "epoch2_s": diffusion_epoch,
         "outside_epochs_s": train_seconds - measured,
         "predict_cells_per_s": sources.n_obs / predict_seconds,
-        "peak_rss_gb": _peak_rss_gb(),
+        "peak_rss_gb": peak_rss_gb(),
         "epoch_batches_run": timer.batches,
     }
 
@@ -192,7 +188,7 @@ def run_scvi(path: Path, max_batches: int | None, accelerator: str, triplet_weig
         "train_cells_per_epoch": n_train,
         "batch_size": 128,
         "epoch_s": epoch,
-        "peak_rss_gb": _peak_rss_gb(),
+        "peak_rss_gb": peak_rss_gb(),
         "epoch_batches_run": timer.batches,
     }
 

@@ -128,6 +128,16 @@ def test_loader_reads_a_cached_download_offline(tmp_path, monkeypatch):
     assert adata.uns["sxdiff"]["dataset"] == "norman2019"
 
 
+def test_is_downloaded_sees_the_cache_without_downloading(tmp_path, monkeypatch):
+    monkeypatch.setattr("pooch.core.stream_download", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
+    assert not sxdiff.datasets.is_downloaded("sciplex3", cache_dir=tmp_path)
+    (tmp_path / REMOTE_FILES["sciplex3"].fname).write_bytes(b"cached")
+    assert sxdiff.datasets.is_downloaded("sciplex3", cache_dir=tmp_path)
+    assert not sxdiff.datasets.is_downloaded("norman2019", cache_dir=tmp_path)
+    with pytest.raises(KeyError, match="sciplex3"):
+        sxdiff.datasets.is_downloaded("sciplex4", cache_dir=tmp_path)
+
+
 def test_first_download_hash_is_recorded_and_checked(tmp_path, monkeypatch):
     """Without a published checksum, the first file's SHA-256 is recorded and later loads are checked."""
     path = tmp_path / REMOTE_FILES["combosciplex"].fname

@@ -111,3 +111,60 @@ def test_sparse_state_response_gene_symbols_rename_markers_and_unaffected_genes_
     assert cd14[state0].mean() > 1.5 * cd14[state1].mean()
     with pytest.raises(ValueError, match="distinct"):
         sparse_state_response(n_genes=2000, n_marker_genes=40, n_programme_genes=40, gene_symbols=("CD14", "CD14"))
+
+
+def test_sciplex3_standin_has_sciplex3s_schema_and_a_known_dose_response():
+    import sxdiff
+    from sxdiff.datasets.synthetic import sciplex3_standin
+
+    adata = sciplex3_standin(n_compounds=6, n_genes=300, n_cells_per_condition=40, n_control_cells=200, seed=1)
+    keys = adata.uns["sxdiff"]
+    assert (keys["delimiter"], keys["dose_key"], keys["dose_unit"], keys["expression_scale"]) == (
+        "|",
+        "dose",
+        "uM",
+        "counts",
+    )
+    assert keys["dataset"] == "sciplex3_standin"
+    assert "simulated" in keys["source"]
+    found = validate_perturbation_data(
+        adata,
+        perturbation_key="perturbation",
+        control_value="control",
+        dose_key="dose",
+        context_key="context",
+        batch_key="batch",
+        delimiter="|",
+    )
+    assert len(found.perturbations) == 6
+    assert found.expression_scale == "counts"
+    assert sorted(adata.obs["context"].unique()) == ["A549", "K562", "MCF7"]
+    assert sorted(adata.obs["dose"].unique()) == [0.0, 0.01, 0.1, 1.0, 10.0]
+    assert (adata.obs["dose_nM"] == adata.obs["dose"] * 1000).all()
+    # every compound is a real sci-Plex3 name whose structure the bundled tables know (not structure-free)
+    sxdiff.pp.drug_features(adata, drug_key="perturbation", delimiter="|")
+    assert len(adata.uns["sxdiff_drugs"]["names"]) == 6
+
+    # the measured log-fold change (pseudobulk of size-normalised counts) follows the ground truth on the affected
+    # genes (r > 0.4 with 40 cells of about 0.3 counts per gene) and grows with dose (10 nM vs 10 uM)
+    truth = adata.uns["synthetic_truth"]
+    counts = adata.X.toarray()
+    normalised = counts / counts.sum(1, keepdims=True) * counts.sum(1).mean()
+    obs = adata.obs
+    a549 = (obs["context"] == "A549").to_numpy()
+    control = normalised[a549 & obs["is_control"].to_numpy()].mean(0)
+    for compound, effect in zip(truth["compounds"], truth["effects"], strict=True):
+        affected = effect != 0
+        slopes = {}
+        for dose in (0.01, 10.0):
+            cells = a549 & (obs["perturbation"] == compound).to_numpy() & (obs["dose"] == dose).to_numpy()
+            change = np.log((normalised[cells].mean(0) + 0.05) / (control + 0.05))[affected]
+            slopes[dose] = change @ effect[affected] / (effect[affected] @ effect[affected])  # change along truth
+            if dose == 10.0:
+                assert np.corrcoef(change, effect[affected])[0, 1] > 0.4, compound
+        assert slopes[10.0] > slopes[0.01] + 0.1, (compound, slopes)
+    assert sciplex3_standin(n_compounds=2, n_genes=20, n_cells_per_condition=2, n_control_cells=2).n_obs == 3 * (
+        2 + 2 * 4 * 2
+    )
+    with pytest.raises(ValueError, match="n_compounds"):
+        sciplex3_standin(n_compounds=0)

@@ -231,6 +231,8 @@ def test_perturbation_set_field_registers_and_transfers_unseen_drugs(trained):
     np.testing.assert_allclose(dose, expected[1])
     np.testing.assert_array_equal(mask, expected[2])
     assert model.summary_stats["n_perturbations"] == len(state["vocabulary"])
+    # one index space: the field's indices are rows of the model's drug features, with no mapping in between
+    assert list(model.drug_features_["names"])[: len(state["vocabulary"])] == list(state["vocabulary"])
     new = adata[:40].copy()
     new.obs["perturbation"] = new.obs["perturbation"].astype(str)
     new.obs.loc[new.obs_names[:5], "perturbation"] = "never_seen"

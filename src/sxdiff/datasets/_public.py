@@ -26,6 +26,7 @@ __all__ = [
     "RemoteFile",
     "combosciplex",
     "fetch",
+    "is_downloaded",
     "norman2019",
     "sciplex3",
     "standardise_combosciplex",
@@ -104,6 +105,27 @@ def fetch(name: str, cache_dir: str | Path | None = None, known_hash: str | None
         recorded.write_text(sha256_file(path) + "\n")
         logger.info("No published checksum for %s; recorded SHA-256 in %s.", remote.fname, recorded)
     return path
+
+
+def is_downloaded(name: str, cache_dir: str | Path | None = None) -> bool:
+    """Whether the public file ``name`` is already in the cache, so that its loader will not download it.
+
+    Parameters
+    ----------
+    name
+        Key of :data:`REMOTE_FILES` (``"sciplex3"``, ``"norman2019"``, ``"combosciplex"``).
+    cache_dir
+        Cache folder; defaults to the user cache (``pooch.os_cache("sxdiff")``).
+
+    Examples
+    --------
+    >>> is_downloaded("sciplex3", cache_dir="/nonexistent")
+    False
+    """
+    if name not in REMOTE_FILES:
+        raise KeyError(f"Unknown public file {name!r}; known: {sorted(REMOTE_FILES)}.")
+    folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    return (folder / REMOTE_FILES[name].fname).is_file()
 
 
 def _load(name: str, path, cache_dir, source: Source, pertpy_loader: str, known_hash: str | None) -> ad.AnnData:

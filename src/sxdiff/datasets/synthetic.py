@@ -2,7 +2,8 @@
 
 Not a benchmark of biology: real data is bundled for that (:mod:`sxdiff.datasets`).
 :func:`sparse_state_response` is a shape test instead (many genes, sparse, log-normalised, a
-state-dependent response). The generative model of :func:`perturbation_data`:
+state-dependent response), and :func:`sciplex3_standin` runs sci-Plex3's large-data workflow (tutorial 06)
+without its 2.5 GB download. The generative model of :func:`perturbation_data`:
 
 - each context ``c`` has its own baseline log-mean per gene and a response scale ``s_c``;
 - genes fall into modules; each drug has signed target genes (inhibitor -1, activator +1) and
@@ -22,7 +23,9 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import norm
 
-__all__ = ["drug_table", "expected_log_mean", "perturbation_data", "sparse_state_response"]
+from ._sciplex3_standin import sciplex3_standin
+
+__all__ = ["drug_table", "expected_log_mean", "perturbation_data", "sciplex3_standin", "sparse_state_response"]
 
 
 def perturbation_data(

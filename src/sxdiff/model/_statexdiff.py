@@ -421,7 +421,11 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
                 f"Perturbation(s) {unseen[:10]} of this data have no drug features; the model cannot train on them."
             )
         index, dose, mask = decode_perturbation_field(manager.get_from_registry(PERTURBATION_KEY))
-        index = np.asarray([features.index(vocabulary[i]) for i in range(len(vocabulary))], dtype=np.int64)[index]
+        if list(features.names[: len(vocabulary)]) != list(vocabulary):
+            # PerturbationSetField encodes against the drug features' names, so its indices are feature rows; only
+            # data registered before predict() added perturbations to the model's features can list them in another
+            # order (each appends the names it had not seen, sorted)
+            index = np.asarray([features.index(name) for name in vocabulary], dtype=np.int64)[index]
         perturbed = np.flatnonzero(~found.is_control)
         validation = np.empty(0, dtype=np.int64)
         if split_key is not None:
