@@ -4,9 +4,12 @@ For the first ``N`` folds of ``synthetic_sparse_unseen_context`` (seed 0), train
 knowledge-proxy protein context and with ``use_protein=False`` (the benchmark's ``no_protein`` ablation), prints each
 model's chosen variation scale (and the validation energy distance at each grid value), the protein gate's mean
 weight, and scores the test conditions with the chosen variation scale and with the sampled residual off
-(``variation0``), so that the mean prediction's part of the distance is separated from the cell-level part.
+(``variation0``), so that the mean prediction's part of the distance is separated from the cell-level part. For the
+protein model, ``anchors_rna`` reads each source cell's nearest state anchor (:meth:`StateXDiffModule.anchor`) with
+the protein view's dimensions (``u``) down-weighted by the proteins' mean reliability, at prediction only: per-dimension
+standardisation otherwise gives the protein view, built from mostly unreliable features, a third of the distance.
 
-    python benchmarks/protein_context_probe.py 1
+    python benchmarks/protein_context_probe.py 1 [--protein-only]
 """
 
 import sys
@@ -14,22 +17,44 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from statexdiff_measured_effects_probe import score
 
 from sxdiff.benchmark import TASKS
 from sxdiff.benchmark._statexdiff_fold import train_fold_statexdiff
+from sxdiff.module._state_anchors import nearest_anchor
 
 METRICS = ["pearson_delta_top50", "mse_delta", "energy_distance"]
 TASK = "synthetic_sparse_unseen_context"
 
 
-def main(n_folds: int) -> None:
+def anchors_rna(model, adata, task, fold) -> pd.DataFrame:
+    """Scores with the protein view's dimensions down-weighted (by the mean reliability) in the anchor distance."""
+    module = model.module
+    d = module.vmcs.n_latent
+    weight = torch.ones_like(module.state_std)
+    weight[d : 2 * d] = module.reliability[: module.vmcs.n_proteins].clamp(0, 1).mean()
+    original = module.anchor
+
+    def anchor(z):
+        anchors = module.state_anchors[: int(module.n_anchors)]
+        return nearest_anchor(z, anchors, module.state_std / weight)
+
+    module.anchor = anchor
+    try:
+        return score(task, fold, model, adata, 0)
+    finally:
+        module.anchor = original
+
+
+def main(n_folds: int, protein_only: bool) -> None:
     task = TASKS[TASK]
     rows = []
+    arms = [("protein", {})] + ([] if protein_only else [("no_protein", {"use_protein": False})])
     for fold in list(task.folds())[:n_folds]:
-        for arm, kwargs in (("protein", {}), ("no_protein", {"use_protein": False})):
+        for arm, kwargs in arms:
             start = time.perf_counter()
             model, adata = train_fold_statexdiff(task, fold, seed=0, **kwargs)
             vmcs = model.module.vmcs
@@ -44,10 +69,12 @@ def main(n_folds: int) -> None:
             model.module.set_variation_scale(0.0)
             rows.append(score(task, fold, model, adata, 0).assign(arm=f"{arm}, variation0", fold=fold.name))
             model.module.set_variation_scale(scale)
+            if arm == "protein":
+                rows.append(anchors_rna(model, adata, task, fold).assign(arm="protein, anchors_rna", fold=fold.name))
         scores = pd.concat(rows)
         means = scores[scores["metric"].isin(METRICS)].groupby(["arm", "metric"])["value"].mean().unstack()
         print(means[METRICS].round(4).to_string(), flush=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1, "--protein-only" in sys.argv)
