@@ -66,7 +66,7 @@ def sciplex3_standin(
     >>> adata = sciplex3_standin(n_compounds=4, n_genes=50, n_cells_per_condition=5, n_control_cells=20)
     >>> adata.uns["sxdiff"]["delimiter"], sorted(adata.obs["context"].unique())
     ('|', ['A549', 'K562', 'MCF7'])
-    >>> sorted(adata.obs["dose"].unique())
+    >>> sorted(adata.obs["dose"].unique().tolist())
     [0.0, 0.01, 0.1, 1.0, 10.0]
     """
     if not 1 <= n_compounds <= 188:
