@@ -7,6 +7,7 @@ written on a machine with little memory.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import anndata as ad
@@ -94,4 +95,15 @@ def write_counts(path: str | Path, n_cells: int, n_genes: int = 2000, block: int
         indptr = np.concatenate(indptr)
         # int32 like scipy / anndata when nnz < 2**31: mixed index dtypes make scipy copy the matrix per indexing
         group.create_dataset("indptr", data=indptr.astype(np.int32 if indptr[-1] < 2**31 else np.int64))
+    return path
+
+
+def counts_file(data_dir: str | Path, n_cells: int) -> Path:
+    """``data_dir/cells_<n_cells>.h5ad``, written by :func:`write_counts` unless it is there already (reused)."""
+    path = Path(data_dir) / f"cells_{n_cells}.h5ad"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        write_counts(path, n_cells)
+        print(f"wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
     return path

@@ -659,16 +659,11 @@ def main() -> None:
         run = {"rowreader": run_rowreader, "convert": run_convert, "annbatch": run_annbatch}[args.child]
         print(json.dumps(run(args)))
         return
-    from _on_disk_data import write_counts
+    from _on_disk_data import counts_file
 
-    args.data_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for cells in args.cells:
-        path = args.data_dir / f"cells_{cells}.h5ad"
-        if not path.exists():
-            start = time.perf_counter()
-            write_counts(path, cells)
-            print(f"wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
+        path = counts_file(args.data_dir, cells)
         row = _child("rowreader", args, path, args.rowreader_python)
         print({k: v for k, v in row.items() if k != "epochs"}, flush=True)
         rows.append(row)

@@ -279,19 +279,14 @@ def main() -> None:
         return
     sys.path.insert(0, str(HERE))
     import torch
-    from _on_disk_data import write_counts
+    from _on_disk_data import counts_file
 
     accelerator = args.accelerator
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    args.data_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for cells in args.cells:
-        path = args.data_dir / f"cells_{cells}.h5ad"
-        if not path.exists():
-            start = time.perf_counter()
-            write_counts(path, cells)
-            print(f"wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
+        path = counts_file(args.data_dir, cells)
         for child in ("statexdiff", "scvi"):
             command = [sys.executable, __file__, "--child", child, "--file", str(path), "--accelerator", accelerator]
             if args.triplet_weight is not None and child == "statexdiff":

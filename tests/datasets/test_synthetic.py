@@ -127,15 +127,8 @@ def test_sciplex3_standin_has_sciplex3s_schema_and_a_known_dose_response():
     )
     assert keys["dataset"] == "sciplex3_standin"
     assert "simulated" in keys["source"]
-    found = validate_perturbation_data(
-        adata,
-        perturbation_key="perturbation",
-        control_value="control",
-        dose_key="dose",
-        context_key="context",
-        batch_key="batch",
-        delimiter="|",
-    )
+    recorded = ("perturbation_key", "control_value", "dose_key", "context_key", "batch_key", "delimiter")
+    found = validate_perturbation_data(adata, **{key: keys[key] for key in recorded})  # the keys it records work
     assert len(found.perturbations) == 6
     assert found.expression_scale == "counts"
     assert sorted(adata.obs["context"].unique()) == ["A549", "K562", "MCF7"]

@@ -71,7 +71,10 @@ REMOTE_FILES: dict[str, RemoteFile] = {
 Source = Literal["download", "pertpy"]
 
 
-def _default_cache_dir() -> Path:
+def _cache_folder(cache_dir: str | Path | None) -> Path:
+    """``cache_dir``, or the user cache (``pooch.os_cache("sxdiff")``) when it is ``None``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
     import pooch
 
     return Path(pooch.os_cache("sxdiff"))
@@ -94,7 +97,7 @@ def fetch(name: str, cache_dir: str | Path | None = None, known_hash: str | None
     import pooch
 
     remote = REMOTE_FILES[name]
-    folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    folder = _cache_folder(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     expected = remote.known_hash if known_hash == "registry" else known_hash
     recorded = folder / f"{remote.fname}.sha256"
@@ -124,7 +127,7 @@ def is_downloaded(name: str, cache_dir: str | Path | None = None) -> bool:
     """
     if name not in REMOTE_FILES:
         raise KeyError(f"Unknown public file {name!r}; known: {sorted(REMOTE_FILES)}.")
-    folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    folder = _cache_folder(cache_dir)
     return (folder / REMOTE_FILES[name].fname).is_file()
 
 
