@@ -161,3 +161,5 @@ def test_sciplex3_standin_has_sciplex3s_schema_and_a_known_dose_response():
     )
     with pytest.raises(ValueError, match="n_compounds"):
         sciplex3_standin(n_compounds=0)
+    with pytest.raises(ValueError, match="between 1 and 187"):
+        sciplex3_standin(n_compounds=188)

@@ -44,7 +44,7 @@ def sciplex3_standin(
     Parameters
     ----------
     n_compounds
-        Compounds drawn from the 188 of sci-Plex3 (sorted by name after drawing).
+        Compounds drawn from sci-Plex3's 187 with a SMILES in the bundled table (sorted by name after drawing).
     n_genes
         Genes (``gene_0``, ...).
     n_cells_per_condition
@@ -69,11 +69,13 @@ def sciplex3_standin(
     >>> sorted(adata.obs["dose"].unique().tolist())
     [0.0, 0.01, 0.1, 1.0, 10.0]
     """
-    if not 1 <= n_compounds <= 188:
-        raise ValueError(f"n_compounds must be between 1 and 188 (sci-Plex3's compounds), got {n_compounds}.")
     rng = np.random.default_rng(seed)
     table = read_bundled_file("chemcpa_sciplex3_smiles.tsv").dropna(subset=["smiles"])
     table = table[~table["drug"].str.lower().isin(["control", "vehicle", "dmso"])].reset_index(drop=True)
+    if not 1 <= n_compounds <= len(table):
+        raise ValueError(
+            f"n_compounds must be between 1 and {len(table)} (sci-Plex3's compounds with a SMILES), got {n_compounds}."
+        )
     chosen = table.iloc[np.sort(rng.choice(len(table), size=n_compounds, replace=False))]
     pathways = sorted(chosen["pathway"].fillna("unknown").unique())
 
