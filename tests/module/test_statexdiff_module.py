@@ -63,6 +63,58 @@ def test_triplet_negatives_differ_in_targets_and_are_no_subsets():
     assert int(partner[2]) == 3
 
 
+def test_triplet_on_the_rows_with_a_partner_equals_the_whole_batch_formula():
+    """The loss predicts mismatched velocities only for rows that count; the value is the docstring's formula."""
+    from types import SimpleNamespace
+
+    from sxdiff.module import quality_triplet
+    from sxdiff.module._denoiser import Condition
+
+    module = _module()
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))  # zero-initialised heads would make every cosine 0
+    index = torch.tensor([[0, 0], [1, 0], [0, 2], [3, 0], [2, 0], [4, 0]])
+    mask = torch.tensor([[True, False], [True, False], [True, True], [True, False], [True, False], [True, False]])
+    dose = mask.float()
+    tensors = {"drug_index": index, "drug_dose": dose, "drug_mask": mask}
+    n = index.shape[0]
+    z_control, x_t, target = (
+        torch.randn(n, module.n_state),
+        torch.randn(n, module.n_state),
+        torch.randn(n, module.n_state),
+    )
+    t = torch.randint(0, module.schedule.n_steps, (n,))
+    drop = torch.tensor([False, True, False, False, False, False])
+    state = SimpleNamespace(quality=torch.rand(n))
+    with torch.no_grad():
+        condition, composed = module.condition(z_control, None, index, dose, mask, identifiable_pairs_only=True)
+        parts = module._drug_parts(index, dose, mask)
+        standardised = (module.anchor(z_control) - module.state_mean) / module.state_std
+        v_hat, expected = module.denoiser(x_t, t, condition, drop_drugs=drop), composed.latent
+        got = module._triplet(
+            tensors, condition, composed, parts, standardised, x_t, t, v_hat, target, expected, drop, state
+        )
+        # the formula over the whole batch, mismatched parts computed from scratch
+        partner, found = mismatch_partners(module.drug_encoder.target_group[index], mask)
+        mismatched = Condition(condition.control_state, condition.drug_tokens[partner], mask[partner])
+        _, composed_mis = module.condition(
+            z_control, None, index[partner], dose[partner], mask[partner], identifiable_pairs_only=True
+        )
+        sigma = module.schedule.alpha_sigma(t)[1].unsqueeze(-1)
+        v_mis = module.denoiser(x_t, t, mismatched) - sigma * composed_mis.latent
+        want = quality_triplet(
+            v_hat - sigma * expected,
+            v_mis,
+            target - sigma * expected,
+            state.quality,
+            found & ~drop,
+            margin=module.triplet_margin,
+        )
+    assert float(want) > 0
+    torch.testing.assert_close(got, want)
+
+
 def test_ema_averages_every_diffusion_stage_weight_and_sampling_uses_it():
     module = _module()
     module.reset_ema()

@@ -233,34 +233,63 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
         ``novelty_shrinkage`` overrides the stored ``(λ, μ)`` for members the model never trained on;
         ``identifiable_pairs_only`` is for the training loss (see :class:`~sxdiff.module.PerturbationComposer`).
         """
-        embedding = self.drug_encoder.embed(drug_index)
-        response = self.drug_encoder.dose_response(embedding, drug_dose)
-        tokens = self.drug_encoder.tokens(embedding, response, drug_dose, drug_mask)
+        embedding, response, tokens = self._drug_parts(drug_index, drug_dose, drug_mask)
         reliability = self.reliability[: protein_control.shape[1]] if protein_control is not None else None
         condition = Condition(z_control / self.state_scale, tokens, drug_mask, protein_control, reliability)
         composed = None
         if self.composer is not None:
             standardised = (self.anchor(z_control) - self.state_mean) / self.state_std
-            shrinkage = self.composer._shrinkage(novelty_shrinkage)[0]
-            reference = None
-            novel = self.composer.novel(drug_index, drug_mask)
-            if shrinkage != 1.0 and bool(self.composer.trained.any()) and bool(novel.any()):
-                reference = self.drug_encoder.embed(self.composer.trained.nonzero()[:, 0])
-                # the dose response of a novel member is shrunk the same way, towards the trained drugs' average
-                average = self.drug_encoder.dose_response(reference[None, None], drug_dose.unsqueeze(-1)).mean(dim=-1)
-                response = torch.where(novel, average + shrinkage * (response - average), response)
-            composed = self.composer(
+            composed = self._compose(
                 embedding,
                 response,
-                drug_mask,
-                standardised,
                 tokens,
                 drug_index,
-                reference,
+                drug_dose,
+                drug_mask,
+                standardised,
                 novelty_shrinkage,
                 identifiable_pairs_only,
             )
         return condition, composed
+
+    def _drug_parts(self, drug_index, drug_dose, drug_mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Member embeddings, dose responses and tokens of perturbation sets."""
+        embedding = self.drug_encoder.embed(drug_index)
+        response = self.drug_encoder.dose_response(embedding, drug_dose)
+        return embedding, response, self.drug_encoder.tokens(embedding, response, drug_dose, drug_mask)
+
+    def _compose(
+        self,
+        embedding,
+        response,
+        tokens,
+        drug_index,
+        drug_dose,
+        drug_mask,
+        standardised,
+        novelty_shrinkage: tuple[float, float] | None = None,
+        identifiable_pairs_only: bool = False,
+    ) -> Composed:
+        """The composer's expected change from drug parts (:meth:`_drug_parts`) and standardised anchor states."""
+        shrinkage = self.composer._shrinkage(novelty_shrinkage)[0]
+        reference = None
+        novel = self.composer.novel(drug_index, drug_mask)
+        if shrinkage != 1.0 and bool(self.composer.trained.any()) and bool(novel.any()):
+            reference = self.drug_encoder.embed(self.composer.trained.nonzero()[:, 0])
+            # the dose response of a novel member is shrunk the same way, towards the trained drugs' average
+            average = self.drug_encoder.dose_response(reference[None, None], drug_dose.unsqueeze(-1)).mean(dim=-1)
+            response = torch.where(novel, average + shrinkage * (response - average), response)
+        return self.composer(
+            embedding,
+            response,
+            drug_mask,
+            standardised,
+            tokens,
+            drug_index,
+            reference,
+            novelty_shrinkage,
+            identifiable_pairs_only,
+        )
 
     @torch.no_grad()
     def mark_trained_perturbations(self, drug_index: torch.Tensor, alone: torch.Tensor | None = None) -> None:
@@ -361,14 +390,14 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
         change = (z - z_control) / self.state_scale
         n = change.shape[0]
         protein_control = self._protein(tensors, "protein_control")
-        condition, composed = self.condition(
-            z_control,
-            protein_control,
-            tensors["drug_index"],
-            tensors["drug_dose"],
-            tensors["drug_mask"],
-            identifiable_pairs_only=True,
-        )
+        drug_index, drug_dose, drug_mask = tensors["drug_index"], tensors["drug_dose"], tensors["drug_mask"]
+        parts = self._drug_parts(drug_index, drug_dose, drug_mask)
+        reliability = self.reliability[: protein_control.shape[1]] if protein_control is not None else None
+        condition = Condition(z_control / self.state_scale, parts[2], drug_mask, protein_control, reliability)
+        composed, standardised = None, None
+        if self.composer is not None:
+            standardised = (self.anchor(z_control) - self.state_mean) / self.state_std
+            composed = self._compose(*parts, drug_index, drug_dose, drug_mask, standardised, None, True)
         zero = torch.zeros((), device=change.device)
         out = {"shift": zero, "shift_genes": zero, "v": zero, "triplet": zero}
         expected = torch.zeros_like(change)
@@ -393,36 +422,45 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
         )
         out["v"] = (weights * squared).mean()
         if self.triplet_weight and n > 1:
-            out["triplet"] = self._triplet(tensors, condition, composed, x_t, t, v_hat, target, expected, drop, state)
+            triplet_inputs = (parts, standardised, x_t, t, v_hat, target, expected, drop, state)
+            out["triplet"] = self._triplet(tensors, condition, composed, *triplet_inputs)
         return out
 
-    def _triplet(self, tensors, condition, composed, x_t, t, v_hat, target, expected, drop, state) -> torch.Tensor:
-        """Quality-aware triplet on the full velocity (the residual's and the expected change's together)."""
-        partner, found = mismatch_partners(self.drug_encoder.target_group[tensors["drug_index"]], tensors["drug_mask"])
-        found = found & ~drop
-        if not found.any():
+    def _triplet(
+        self, tensors, condition, composed, parts, standardised, x_t, t, v_hat, target, expected, drop, state
+    ) -> torch.Tensor:
+        """Quality-aware triplet on the full velocity (the residual's and the expected change's together).
+
+        Only rows with a mismatched partner count, so the mismatched velocity is predicted for those rows alone; the
+        partner's drug parts (embedding, dose response, tokens) are the batch's own, indexed, not computed again.
+        """
+        drug_index, drug_dose, drug_mask = tensors["drug_index"], tensors["drug_dose"], tensors["drug_mask"]
+        partner, found = mismatch_partners(self.drug_encoder.target_group[drug_index], drug_mask)
+        rows = (found & ~drop).nonzero()[:, 0]
+        if rows.numel() == 0:
             return torch.zeros((), device=x_t.device)
+        partner = partner[rows]
+        protein = condition.protein[rows] if condition.protein is not None else None
         mismatched = Condition(
-            condition.control_state,
-            condition.drug_tokens[partner],
-            condition.drug_mask[partner],
-            condition.protein,
-            condition.reliability,
+            condition.control_state[rows], parts[2][partner], drug_mask[partner], protein, condition.reliability
         )
-        v_mis = self.denoiser(x_t, t, mismatched)
-        sigma = self.schedule.alpha_sigma(t)[1].unsqueeze(-1)
-        full_target = target - sigma * expected.detach()
-        full_true, full_mis = v_hat, v_mis
+        v_mis = self.denoiser(x_t[rows], t[rows], mismatched)
+        sigma = self.schedule.alpha_sigma(t[rows])[1].unsqueeze(-1)
+        full_target = target[rows] - sigma * expected[rows].detach()
+        full_true, full_mis = v_hat[rows], v_mis
         if composed is not None:
-            latent_true = composed.latent
-            _, composed_mis = self.condition(
-                condition.control_state * self.state_scale,
-                condition.protein,
-                tensors["drug_index"][partner],
-                tensors["drug_dose"][partner],
-                tensors["drug_mask"][partner],
-                identifiable_pairs_only=True,
+            partner_parts = tuple(part[partner] for part in parts)
+            composed_mis = self._compose(
+                *partner_parts,
+                drug_index[partner],
+                drug_dose[partner],
+                drug_mask[partner],
+                standardised[rows],
+                None,
+                True,
             )
-            full_true = v_hat - sigma * latent_true
+            full_true = full_true - sigma * composed.latent[rows]
             full_mis = v_mis - sigma * composed_mis.latent
-        return quality_triplet(full_true, full_mis, full_target, state.quality.detach(), found, self.triplet_margin)
+        every = torch.ones(rows.numel(), dtype=torch.bool, device=x_t.device)
+        quality = state.quality.detach()[rows]
+        return quality_triplet(full_true, full_mis, full_target, quality, every, self.triplet_margin)
