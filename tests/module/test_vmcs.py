@@ -80,11 +80,11 @@ def test_shapes_and_gate_limits():
             assert shared.abs().max() < 1e-3
             assert torch.allclose(u, f, atol=1e-3)
     state = model.encode(torch.poisson(torch.ones(32, 20) * 2), torch.randn(32, 4), torch.ones(4))
-    assert state.z.shape == (32, 25)  # s, u, w (5 each) and the rest of the RNA view (10)
+    assert state.z.shape == (32, 15)
     assert state.shared.shape == (32, 5)
     assert torch.all((state.quality >= 0) & (state.quality <= 1))
     rna_only = VMCS(20, 0, n_latent=5, use_protein=False).eval()
-    assert rna_only.encode(torch.ones(3, 20)).z.shape == (3, 15)  # the RNA view is as wide as with protein
+    assert rna_only.encode(torch.ones(3, 20)).z.shape == (3, 15)  # the same state width as with protein
 
 
 def test_quality_is_reliability_weighted_agreement():

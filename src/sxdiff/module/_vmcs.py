@@ -7,10 +7,7 @@ Equations (DESIGN §3.1), per minibatch of cells:
 - agreement per dimension ``rho_j = Corr_batch(f_r[:, j], f~_p[:, j])``;
 - soft gate ``a_j = sigmoid(tau (rho_j - rho_0))``;
 - shared state ``s = a ⊙ (f_r + f~_p) / 2``, protein residual ``u = (1 - a) ⊙ f~_p``, RNA residual
-  ``w = (1 - a) ⊙ f_r``, cell state ``z = [s, u, w, g_r]``, where ``g_r`` (``2 d`` numbers) is the rest of the RNA
-  view: the RNA encoder gives ``3 d`` numbers with or without protein, ``[f_r, g_r]``, of which the first ``d`` take
-  part in the split with the protein view. So the RNA view has the same width as in the RNA-only model (``z = [f_r,
-  g_r]``, ``3 d``) and protein context adds ``2 d`` dimensions to the state instead of taking RNA dimensions away;
+  ``w = (1 - a) ⊙ f_r``, cell state ``z = [s, u, w]``;
 - cell quality ``q_i = r̄ (1 + cos(a ⊙ f_r,i, a ⊙ f~_p,i)) / 2`` in [0, 1], ``r̄`` the mean protein
   reliability;
 - losses: RNA reconstruction (negative binomial for counts, Gaussian otherwise), protein reconstruction
@@ -107,14 +104,12 @@ class VMCS(nn.Module):
     n_proteins
         Number of protein features (measured, translated or knowledge proxies); 0 with ``use_protein=False``.
     n_latent
-        Dimension ``d`` of the protein view and of the part of the RNA view split with it. The RNA view has ``3 d``
-        dimensions with or without protein (so the ``use_protein=False`` ablation keeps the RNA capacity); the state
-        ``z`` has ``5 d`` dimensions with protein (``3 d`` of RNA and ``2 d`` more: the protein residual and the
-        protein half of the shared part) and ``3 d`` without.
+        Dimension ``d`` of each view; the state ``z`` has ``3 d`` dimensions (the RNA-only state too, so that the
+        ``use_protein=False`` ablation changes the information, not the capacity).
     n_hidden, n_layers, dropout
         Size of the encoder and decoder MLPs.
     use_protein
-        ``False`` gives the RNA-only model (ablation): ``z`` is the RNA view alone, ``3 d`` wide.
+        ``False`` gives the RNA-only model (ablation): ``z = f_r`` with ``f_r`` of width ``3 d``.
     reliability_weighting
         Weight protein inputs and their reconstruction by per-protein reliability ``r_k``.
     gate_temperature, gate_threshold
@@ -131,7 +126,7 @@ class VMCS(nn.Module):
     >>> vmcs = VMCS(n_genes=50, n_proteins=8, n_latent=4)
     >>> state = vmcs.encode(torch.poisson(torch.ones(16, 50) * 3), torch.randn(16, 8), torch.ones(8))
     >>> state.z.shape, state.quality.shape
-    (torch.Size([16, 20]), torch.Size([16]))
+    (torch.Size([16, 12]), torch.Size([16]))
     """
 
     def __init__(
@@ -161,10 +156,9 @@ class VMCS(nn.Module):
         self.gate_temperature, self.gate_threshold = gate_temperature, gate_threshold
         self.gene_likelihood = gene_likelihood
         self.running_momentum = running_momentum
-        # the RNA view has 3 d dimensions with or without protein; protein context adds 2 d (u and s's protein half)
-        self.n_rna = 3 * n_latent
-        self.n_state = self.n_rna + (2 * n_latent if use_protein else 0)
-        self.rna_encoder = mlp(n_genes, n_hidden, self.n_rna, n_layers, dropout)
+        # the RNA-only ablation keeps the state width: its RNA view takes all 3 d dimensions
+        self.n_state = 3 * n_latent
+        self.rna_encoder = mlp(n_genes, n_hidden, n_latent if use_protein else self.n_state, n_layers, dropout)
         self.rna_decoder = mlp(self.n_state, n_hidden, n_genes, n_layers, dropout)
         self.log_theta = nn.Parameter(torch.full((n_genes,), 2.0))  # NB inverse dispersion / Gaussian log-scale
         if use_protein:
@@ -191,12 +185,11 @@ class VMCS(nn.Module):
         self, x: torch.Tensor, protein: torch.Tensor | None = None, reliability: torch.Tensor | None = None
     ) -> VMCSState:
         """Cell states of a batch: expression ``x`` (counts or values), protein features and reliabilities."""
-        rna_view = self.rna_encoder(self.normalise_rna(x))
+        f_r = self.rna_encoder(self.normalise_rna(x))
         n = x.shape[0]
         if not self.use_protein:
             ones = torch.ones(self.n_state, device=x.device)
-            return VMCSState(rna_view, rna_view, None, None, rna_view, None, None, ones, torch.ones(n, device=x.device))
-        f_r, rna_rest = rna_view[:, : self.n_latent], rna_view[:, self.n_latent :]
+            return VMCSState(f_r, f_r, None, None, f_r, None, None, ones, torch.ones(n, device=x.device))
         if protein is None:
             raise ValueError(
                 "This VMCS uses protein context: pass protein features (or build it with use_protein=False)."
@@ -220,7 +213,7 @@ class VMCS(nn.Module):
         w = (1 - a) * f_r
         agreement = nn.functional.cosine_similarity(a * f_r, a * f_p, dim=1)
         quality = reliability.mean() * (1 + agreement) / 2
-        return VMCSState(torch.cat([shared, u, w, rna_rest], dim=1), shared, u, w, f_r, f_p, rho, a, quality)
+        return VMCSState(torch.cat([shared, u, w], dim=1), shared, u, w, f_r, f_p, rho, a, quality)
 
     def _reliability(self, reliability: torch.Tensor | None, protein: torch.Tensor) -> torch.Tensor:
         if reliability is None or not self.reliability_weighting:
