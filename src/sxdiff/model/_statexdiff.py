@@ -57,8 +57,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         AnnData / MuData registered with :meth:`setup_anndata` / :meth:`setup_mudata`, with drug features
         from :func:`sxdiff.pp.drug_features`.
     n_latent, n_hidden
-        VMCS view dimension ``d`` and MLP width: the RNA view has ``3 d`` dimensions, protein context adds ``2 d``
-        (see :class:`~sxdiff.module.VMCS`).
+        VMCS view dimension ``d`` (the state has ``3 d`` dimensions, see :class:`~sxdiff.module.VMCS`) and MLP width.
     use_protein, reliability_weighting, drug_template, denoiser, triplet_weight
         Switches for ablations (protein context; reliability weighting; ``"both"``/``"structure"``/
         ``"targets"`` drug template; ``"dit"``/``"mlp"`` denoiser; triplet-loss weight, 0 to disable).
