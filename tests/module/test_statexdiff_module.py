@@ -63,56 +63,76 @@ def test_triplet_negatives_differ_in_targets_and_are_no_subsets():
     assert int(partner[2]) == 3
 
 
-def test_triplet_on_the_rows_with_a_partner_equals_the_whole_batch_formula():
-    """The loss predicts mismatched velocities only for rows that count; the value is the docstring's formula."""
+@pytest.mark.parametrize("n_proteins", [0, 3])
+def test_triplet_on_the_rows_with_a_partner_equals_the_whole_batch_formula(n_proteins):
+    """Mismatched velocities only for rows that count: the value and its gradients are the whole-batch formula's."""
     from types import SimpleNamespace
 
     from sxdiff.module import quality_triplet
     from sxdiff.module._denoiser import Condition
 
-    module = _module()
+    reference = _module()
+    torch.manual_seed(1)
+    module = StateXDiffModule(n_genes=12, n_proteins=n_proteins, n_structure=4, n_template=14, n_latent=3)
+    module.drug_encoder.set_drug_features(
+        reference.drug_encoder.structure,
+        reference.drug_encoder.template,
+        reference.drug_encoder.has_structure,
+        reference.drug_encoder.has_targets,
+    )
+    module.eval()  # no dropout: the two computations then draw nothing at random
     with torch.no_grad():
         for parameter in module.parameters():
-            parameter.add_(0.3 * torch.randn_like(parameter))  # zero-initialised heads would make every cosine 0
+            parameter.add_(0.05 * torch.randn_like(parameter))  # zero-initialised heads would make every cosine 0
+    if n_proteins:
+        module.set_protein_reliability(torch.tensor([1.0, 0.5, 0.1]))
     index = torch.tensor([[0, 0], [1, 0], [0, 2], [3, 0], [2, 0], [4, 0]])
     mask = torch.tensor([[True, False], [True, False], [True, True], [True, False], [True, False], [True, False]])
     dose = mask.float()
     tensors = {"drug_index": index, "drug_dose": dose, "drug_mask": mask}
     n = index.shape[0]
-    z_control, x_t, target = (
-        torch.randn(n, module.n_state),
-        torch.randn(n, module.n_state),
-        torch.randn(n, module.n_state),
-    )
+    z_control, x_t, target = (torch.randn(n, module.n_state) for _ in range(3))
+    protein = torch.randn(n, n_proteins) if n_proteins else None
     t = torch.randint(0, module.schedule.n_steps, (n,))
     drop = torch.tensor([False, True, False, False, False, False])
     state = SimpleNamespace(quality=torch.rand(n))
-    with torch.no_grad():
-        condition, composed = module.condition(z_control, None, index, dose, mask, identifiable_pairs_only=True)
+    sigma = module.schedule.alpha_sigma(t)[1].unsqueeze(-1)
+
+    def new() -> torch.Tensor:
+        condition, composed = module.condition(z_control, protein, index, dose, mask, identifiable_pairs_only=True)
         parts = module._drug_parts(index, dose, mask)
         standardised = (module.anchor(z_control) - module.state_mean) / module.state_std
         v_hat, expected = module.denoiser(x_t, t, condition, drop_drugs=drop), composed.latent
-        got = module._triplet(
-            tensors, condition, composed, parts, standardised, x_t, t, v_hat, target, expected, drop, state
-        )
-        # the formula over the whole batch, mismatched parts computed from scratch
+        inputs = (parts, standardised, x_t, t, v_hat, target, expected, drop, state)
+        return module._triplet(tensors, condition, composed, *inputs)
+
+    def whole_batch() -> torch.Tensor:  # every row, mismatched parts computed from scratch
+        condition, composed = module.condition(z_control, protein, index, dose, mask, identifiable_pairs_only=True)
+        v_hat = module.denoiser(x_t, t, condition, drop_drugs=drop)
         partner, found = mismatch_partners(module.drug_encoder.target_group[index], mask)
-        mismatched = Condition(condition.control_state, condition.drug_tokens[partner], mask[partner])
+        mismatched = Condition(
+            condition.control_state, condition.drug_tokens[partner], mask[partner], protein, condition.reliability
+        )
         _, composed_mis = module.condition(
-            z_control, None, index[partner], dose[partner], mask[partner], identifiable_pairs_only=True
+            z_control, protein, index[partner], dose[partner], mask[partner], identifiable_pairs_only=True
         )
-        sigma = module.schedule.alpha_sigma(t)[1].unsqueeze(-1)
         v_mis = module.denoiser(x_t, t, mismatched) - sigma * composed_mis.latent
-        want = quality_triplet(
-            v_hat - sigma * expected,
-            v_mis,
-            target - sigma * expected,
-            state.quality,
-            found & ~drop,
-            margin=module.triplet_margin,
-        )
-    assert float(want) > 0
-    torch.testing.assert_close(got, want)
+        full_target = target - sigma * composed.latent.detach()
+        v_true = v_hat - sigma * composed.latent
+        return quality_triplet(v_true, v_mis, full_target, state.quality, found & ~drop, margin=module.triplet_margin)
+
+    values, gradients = [], []
+    for loss in (new, whole_batch):
+        module.zero_grad()
+        value = loss()
+        value.backward()
+        values.append(value.detach())
+        gradients.append([p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in module.parameters()])
+    assert float(values[1]) > 0
+    torch.testing.assert_close(values[0], values[1])
+    assert sum(float(g.abs().sum()) for g in gradients[1]) > 0
+    for got, want in zip(*gradients, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
 def test_ema_averages_every_diffusion_stage_weight_and_sampling_uses_it():

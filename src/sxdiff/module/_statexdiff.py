@@ -432,7 +432,8 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
         """Quality-aware triplet on the full velocity (the residual's and the expected change's together).
 
         Only rows with a mismatched partner count, so the mismatched velocity is predicted for those rows alone; the
-        partner's drug parts (embedding, dose response, tokens) are the batch's own, indexed, not computed again.
+        partner's drug parts (embedding, dose response, tokens) are the batch's own, indexed, not computed again (in
+        training, the partner's drug-encoder dropout sample is reused rather than drawn anew).
         """
         drug_index, drug_dose, drug_mask = tensors["drug_index"], tensors["drug_dose"], tensors["drug_mask"]
         partner, found = mismatch_partners(self.drug_encoder.target_group[drug_index], drug_mask)
