@@ -99,23 +99,21 @@ def test_triplet_on_the_rows_with_a_partner_equals_the_whole_batch_formula(n_pro
     sigma = module.schedule.alpha_sigma(t)[1].unsqueeze(-1)
 
     def new() -> torch.Tensor:
-        condition, composed = module.condition(z_control, protein, index, dose, mask, identifiable_pairs_only=True)
-        parts = module._drug_parts(index, dose, mask)
-        standardised = (module.anchor(z_control) - module.state_mean) / module.state_std
-        v_hat, expected = module.denoiser(x_t, t, condition, drop_drugs=drop), composed.latent
-        inputs = (parts, standardised, x_t, t, v_hat, target, expected, drop, state)
-        return module._triplet(tensors, condition, composed, *inputs)
+        conditioned = module.condition(z_control, protein, index, dose, mask, identifiable_pairs_only=True)
+        v_hat = module.denoiser(x_t, t, conditioned.condition, drop_drugs=drop)
+        expected = conditioned.composed.latent
+        return module._triplet(tensors, conditioned, x_t, t, v_hat, target, expected, drop, state)
 
     def whole_batch() -> torch.Tensor:  # every row, mismatched parts computed from scratch
-        condition, composed = module.condition(z_control, protein, index, dose, mask, identifiable_pairs_only=True)
+        condition, composed = module.condition(z_control, protein, index, dose, mask, identifiable_pairs_only=True)[:2]
         v_hat = module.denoiser(x_t, t, condition, drop_drugs=drop)
         partner, found = mismatch_partners(module.drug_encoder.target_group[index], mask)
         mismatched = Condition(
             condition.control_state, condition.drug_tokens[partner], mask[partner], protein, condition.reliability
         )
-        _, composed_mis = module.condition(
+        composed_mis = module.condition(
             z_control, protein, index[partner], dose[partner], mask[partner], identifiable_pairs_only=True
-        )
+        ).composed
         v_mis = module.denoiser(x_t, t, mismatched) - sigma * composed_mis.latent
         full_target = target - sigma * composed.latent.detach()
         v_true = v_hat - sigma * composed.latent
@@ -163,12 +161,12 @@ def test_zero_dose_predicts_no_mean_change_and_sets_are_order_free():
     mask = torch.ones(6, 2, dtype=torch.bool)
     zero = module.sample(x, None, index, torch.zeros(6, 2), mask, n_steps=2, generator=torch.Generator().manual_seed(0))
     state = module.encode(x, None)
-    _, composed = module.condition(state.z, None, index, torch.zeros(6, 2), mask)
+    composed = module.condition(state.z, None, index, torch.zeros(6, 2), mask).composed
     assert composed.genes.abs().max() < 1e-6
     assert zero["log_change"].shape == (6, 12)
     dose = torch.tensor([[0.5, 2.0]]).expand(6, 2)
-    _, forward = module.condition(state.z, None, index, dose, mask)
-    _, backward = module.condition(state.z, None, index.flip(1), dose.flip(1), mask)
+    forward = module.condition(state.z, None, index, dose, mask).composed
+    backward = module.condition(state.z, None, index.flip(1), dose.flip(1), mask).composed
     assert torch.allclose(forward.genes, backward.genes, atol=1e-5)
     assert forward.genes.abs().max() > 1e-3
 
@@ -216,7 +214,7 @@ def test_variation_scale_multiplies_the_sampled_residual():
     x = torch.randn(8, 12)
     index, dose, mask = torch.tensor([[2]]).expand(8, 1), torch.ones(8, 1), torch.ones(8, 1, dtype=torch.bool)
     state = module.encode(x, None)
-    _, composed = module.condition(state.z, None, index, dose, mask)
+    composed = module.condition(state.z, None, index, dose, mask).composed
 
     def sample(scale: float) -> dict:
         module.set_variation_scale(scale)

@@ -92,7 +92,7 @@ def fit_measured_effects(
                 torch.as_tensor(a[first], device=device).expand(n, -1)
                 for a in (data.drug_index, data.drug_dose, data.drug_mask)
             ]
-            _, composed = module.condition(state, protein_control, *drug)
+            composed = module.condition(state, protein_control, *drug).composed
             embedding = module.drug_encoder.embed(drug[0][:1])
             response = float(module.drug_encoder.dose_response(embedding, drug[1][:1])[0, mask.nonzero()[0][0]])
             members = rng.choice(members, size=min(len(members), max_cells), replace=False)

@@ -44,9 +44,9 @@ def novelty_predictions(
     z = module.encode(x_control, protein_control).z
     predictions = []
     for description, state in shrinkages.tolist():
-        _, composed = module.condition(
+        composed = module.condition(
             z, protein_control, drug_index, drug_dose, drug_mask, novelty_shrinkage=(description, state)
-        )
+        ).composed
         predictions.append(composed.genes.mean(dim=0))
     return torch.stack(predictions)
 

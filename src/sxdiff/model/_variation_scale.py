@@ -70,7 +70,7 @@ def choose_variation_scale(
             ]
             protein_control = protein_control if module.use_protein else None
             state = module.encode(x_control, protein_control)
-            condition, composed = module.condition(state.z, protein_control, *drug)
+            condition, composed = module.condition(state.z, protein_control, *drug)[:2]
             generator = torch.Generator(device="cpu").manual_seed(data.seed + number)
             residual = module.sample_residual(condition, 10, 1.0, generator)  # predict()'s defaults
             per_value = []

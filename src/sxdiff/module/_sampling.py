@@ -49,7 +49,7 @@ class Sampling:
         protein_control = protein_control if self.use_protein else None
         if state_control is None:
             state_control = self.encode(x_control, protein_control)
-        condition, composed = self.condition(state_control.z, protein_control, drug_index, drug_dose, drug_mask)
+        condition, composed = self.condition(state_control.z, protein_control, drug_index, drug_dose, drug_mask)[:2]
         if composed is not None and new_context is not None:
             composed = self.composer.transferred(composed, new_context)
         residual = self.sample_residual(condition, n_steps, guidance_scale, generator)

@@ -17,7 +17,7 @@ expression, the metrics' scale). Losses (per stage):
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from scvi.module.base import BaseModuleClass, LossOutput
@@ -39,6 +39,15 @@ from ._weight_average import WeightAveraging
 __all__ = ["Stage", "StateXDiffModule"]
 
 Stage = Literal["state", "diffusion", "all"]
+
+
+class Conditioned(NamedTuple):
+    """A batch's denoiser condition and expected change, with the drug parts and anchor states they came from."""
+
+    condition: Condition
+    composed: Composed | None
+    parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # member embeddings, dose responses, tokens
+    standardised: torch.Tensor | None  # standardised anchor states of the sources (None without a composer)
 
 
 class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
@@ -227,30 +236,24 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
         drug_mask,
         novelty_shrinkage: tuple[float, float] | None = None,
         identifiable_pairs_only: bool = False,
-    ) -> tuple[Condition, Composed | None]:
+    ) -> Conditioned:
         """Denoiser condition and expected change for source states, their protein and perturbation sets.
 
-        ``novelty_shrinkage`` overrides the stored ``(λ, μ)`` for members the model never trained on;
-        ``identifiable_pairs_only`` is for the training loss (see :class:`~sxdiff.module.PerturbationComposer`).
+        Returns them with the drug parts and standardised anchor states they were built from (the training loss
+        reuses those); ``condition(...)[:2]`` is ``(condition, composed)``. ``novelty_shrinkage`` overrides the stored
+        ``(λ, μ)`` for members the model never trained on; ``identifiable_pairs_only`` is for the training loss (see
+        :class:`~sxdiff.module.PerturbationComposer`).
         """
-        embedding, response, tokens = self._drug_parts(drug_index, drug_dose, drug_mask)
+        parts = self._drug_parts(drug_index, drug_dose, drug_mask)
         reliability = self.reliability[: protein_control.shape[1]] if protein_control is not None else None
-        condition = Condition(z_control / self.state_scale, tokens, drug_mask, protein_control, reliability)
-        composed = None
+        condition = Condition(z_control / self.state_scale, parts[2], drug_mask, protein_control, reliability)
+        composed, standardised = None, None
         if self.composer is not None:
             standardised = (self.anchor(z_control) - self.state_mean) / self.state_std
             composed = self._compose(
-                embedding,
-                response,
-                tokens,
-                drug_index,
-                drug_dose,
-                drug_mask,
-                standardised,
-                novelty_shrinkage,
-                identifiable_pairs_only,
+                *parts, drug_index, drug_dose, drug_mask, standardised, novelty_shrinkage, identifiable_pairs_only
             )
-        return condition, composed
+        return Conditioned(condition, composed, parts, standardised)
 
     def _drug_parts(self, drug_index, drug_dose, drug_mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Member embeddings, dose responses and tokens of perturbation sets."""
@@ -390,14 +393,9 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
         change = (z - z_control) / self.state_scale
         n = change.shape[0]
         protein_control = self._protein(tensors, "protein_control")
-        drug_index, drug_dose, drug_mask = tensors["drug_index"], tensors["drug_dose"], tensors["drug_mask"]
-        parts = self._drug_parts(drug_index, drug_dose, drug_mask)
-        reliability = self.reliability[: protein_control.shape[1]] if protein_control is not None else None
-        condition = Condition(z_control / self.state_scale, parts[2], drug_mask, protein_control, reliability)
-        composed, standardised = None, None
-        if self.composer is not None:
-            standardised = (self.anchor(z_control) - self.state_mean) / self.state_std
-            composed = self._compose(*parts, drug_index, drug_dose, drug_mask, standardised, None, True)
+        drugs = (tensors["drug_index"], tensors["drug_dose"], tensors["drug_mask"])
+        conditioned = self.condition(z_control, protein_control, *drugs, identifiable_pairs_only=True)
+        condition, composed = conditioned.condition, conditioned.composed
         zero = torch.zeros((), device=change.device)
         out = {"shift": zero, "shift_genes": zero, "v": zero, "triplet": zero}
         expected = torch.zeros_like(change)
@@ -422,13 +420,10 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
         )
         out["v"] = (weights * squared).mean()
         if self.triplet_weight and n > 1:
-            triplet_inputs = (parts, standardised, x_t, t, v_hat, target, expected, drop, state)
-            out["triplet"] = self._triplet(tensors, condition, composed, *triplet_inputs)
+            out["triplet"] = self._triplet(tensors, conditioned, x_t, t, v_hat, target, expected, drop, state)
         return out
 
-    def _triplet(
-        self, tensors, condition, composed, parts, standardised, x_t, t, v_hat, target, expected, drop, state
-    ) -> torch.Tensor:
+    def _triplet(self, tensors, conditioned: Conditioned, x_t, t, v_hat, target, expected, drop, state) -> torch.Tensor:
         """Quality-aware triplet on the full velocity (the residual's and the expected change's together).
 
         Only rows with a mismatched partner count, so the mismatched velocity is predicted for those rows alone; the
@@ -436,6 +431,7 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
         training, the partner's drug-encoder dropout sample is reused rather than drawn anew).
         """
         drug_index, drug_dose, drug_mask = tensors["drug_index"], tensors["drug_dose"], tensors["drug_mask"]
+        condition, composed, parts, standardised = conditioned
         partner, found = mismatch_partners(self.drug_encoder.target_group[drug_index], drug_mask)
         rows = (found & ~drop).nonzero()[:, 0]
         if rows.numel() == 0:
