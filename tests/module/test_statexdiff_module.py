@@ -63,9 +63,12 @@ def test_triplet_negatives_differ_in_targets_and_are_no_subsets():
     assert int(partner[2]) == 3
 
 
-@pytest.mark.parametrize("n_proteins", [0, 3])
-def test_triplet_on_the_rows_with_a_partner_equals_the_whole_batch_formula(n_proteins):
-    """Mismatched velocities only for rows that count: the value and its gradients are the whole-batch formula's."""
+def _triplet_case(n_proteins: int, triplet_fraction: float = 1.0):
+    """A module with random weights, a batch, and the triplet two ways: ``_triplet`` and the whole-batch formula.
+
+    ``whole_batch(rows)`` computes every row's mismatched parts from scratch and averages over ``rows`` (default: the
+    rows with a partner whose drugs were not dropped).
+    """
     from types import SimpleNamespace
 
     from sxdiff.module import quality_triplet
@@ -73,7 +76,9 @@ def test_triplet_on_the_rows_with_a_partner_equals_the_whole_batch_formula(n_pro
 
     reference = _module()
     torch.manual_seed(1)
-    module = StateXDiffModule(n_genes=12, n_proteins=n_proteins, n_structure=4, n_template=14, n_latent=3)
+    module = StateXDiffModule(
+        n_genes=12, n_proteins=n_proteins, n_structure=4, n_template=14, n_latent=3, triplet_fraction=triplet_fraction
+    )
     module.drug_encoder.set_drug_features(
         reference.drug_encoder.structure,
         reference.drug_encoder.template,
@@ -104,7 +109,7 @@ def test_triplet_on_the_rows_with_a_partner_equals_the_whole_batch_formula(n_pro
         expected = conditioned.composed.latent
         return module._triplet(tensors, conditioned, x_t, t, v_hat, target, expected, drop, state)
 
-    def whole_batch() -> torch.Tensor:  # every row, mismatched parts computed from scratch
+    def whole_batch(rows: torch.Tensor | None = None) -> torch.Tensor:
         condition, composed = module.condition(z_control, protein, index, dose, mask, identifiable_pairs_only=True)[:2]
         v_hat = module.denoiser(x_t, t, condition, drop_drugs=drop)
         partner, found = mismatch_partners(module.drug_encoder.target_group[index], mask)
@@ -117,8 +122,16 @@ def test_triplet_on_the_rows_with_a_partner_equals_the_whole_batch_formula(n_pro
         v_mis = module.denoiser(x_t, t, mismatched) - sigma * composed_mis.latent
         full_target = target - sigma * composed.latent.detach()
         v_true = v_hat - sigma * composed.latent
-        return quality_triplet(v_true, v_mis, full_target, state.quality, found & ~drop, margin=module.triplet_margin)
+        counted = found & ~drop if rows is None else rows
+        return quality_triplet(v_true, v_mis, full_target, state.quality, counted, margin=module.triplet_margin)
 
+    return module, x_t, drop, new, whole_batch
+
+
+@pytest.mark.parametrize("n_proteins", [0, 3])
+def test_triplet_on_the_rows_with_a_partner_equals_the_whole_batch_formula(n_proteins):
+    """Mismatched velocities only for rows that count: the value and its gradients are the whole-batch formula's."""
+    module, _, _, new, whole_batch = _triplet_case(n_proteins)
     values, gradients = [], []
     for loss in (new, whole_batch):
         module.zero_grad()
@@ -131,6 +144,34 @@ def test_triplet_on_the_rows_with_a_partner_equals_the_whole_batch_formula(n_pro
     assert sum(float(g.abs().sum()) for g in gradients[1]) > 0
     for got, want in zip(*gradients, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_triplet_fraction_averages_over_a_random_subset_of_the_rows_in_training_only():
+    """``triplet_fraction=0.5`` of 5 counted rows: 3 rows in training (the mean over those), all 5 in evaluation."""
+    module, x_t, drop, new, whole_batch = _triplet_case(3, triplet_fraction=0.5)
+    seen: list[torch.Tensor] = []
+    hook = module.denoiser.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0].detach()))
+    module.training = True  # the top module only: submodules keep evaluation mode, so no dropout is drawn
+    subsets = set()
+    for seed in range(6):
+        torch.manual_seed(seed)
+        seen.clear()
+        value = new()
+        rows = torch.tensor([int((x_t == row).all(dim=1).nonzero()[0, 0]) for row in seen[1]])
+        assert rows.numel() == 3
+        assert not drop[rows].any()
+        subsets.add(tuple(rows.tolist()))
+        counted = torch.zeros(x_t.shape[0], dtype=torch.bool)
+        counted[rows] = True
+        torch.testing.assert_close(value, whole_batch(counted))
+    assert len(subsets) > 1  # drawn at random, not always the same rows
+    module.training = False
+    seen.clear()
+    torch.testing.assert_close(new(), whole_batch())
+    assert seen[1].shape[0] == 5
+    hook.remove()
+    with pytest.raises(ValueError, match="triplet_fraction"):
+        StateXDiffModule(n_genes=12, n_proteins=0, n_structure=4, n_template=14, triplet_fraction=0.0)
 
 
 def test_ema_averages_every_diffusion_stage_weight_and_sampling_uses_it():

@@ -61,6 +61,10 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
     use_protein, reliability_weighting, drug_template, denoiser, triplet_weight
         Switches for ablations (protein context; reliability weighting; ``"both"``/``"structure"``/
         ``"targets"`` drug template; ``"dit"``/``"mlp"`` denoiser; triplet-loss weight, 0 to disable).
+    triplet_fraction
+        Share of a training batch's rows (those with a mismatched partner) on which the triplet loss is computed
+        each step, drawn at random: the mismatched velocity needs a second pass of the diffusion Transformer, so
+        this sets most of the triplet's cost. ``1.0`` uses every row.
     d_model, n_blocks, n_heads, n_chunks
         Size of the diffusion Transformer.
     cfg_dropout, min_snr_gamma, ema_decay
@@ -140,6 +144,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
         n_heads: int = 4,
         n_chunks: int = 4,
         triplet_weight: float = 0.1,
+        triplet_fraction: float = 0.25,
         cfg_dropout: float = 0.1,
         min_snr_gamma: float | None = 5.0,
         ema_decay: float = 0.999,
@@ -201,6 +206,7 @@ class StateXDiff(SafeSaveLoadMixin, StateXDiffSetupMixin, StateXDiffPredictMixin
             n_heads=n_heads,
             n_chunks=n_chunks,
             triplet_weight=triplet_weight,
+            triplet_fraction=triplet_fraction,
             cfg_dropout=cfg_dropout,
             min_snr_gamma=min_snr_gamma,
             ema_decay=ema_decay,
