@@ -13,7 +13,10 @@ standardisation otherwise gives the protein view, built from mostly unreliable f
 an RNA view of 33 of the state's 48 dimensions (the RNA-only model's view takes all 48; the protein model splits them
 into shared, protein and RNA views of 16 each): whether the RNA view's width moves the energy distance.
 
-    python benchmarks/protein_context_probe.py 1 [--protein-only] [--rna-width]
+``--no-reliability`` adds ``protein_no_reliability``: the protein model with ``reliability_weighting=False`` (the
+benchmark's ``no_reliability`` ablation): whether the reliability gate keeps unreliable protein features out.
+
+    python benchmarks/protein_context_probe.py 1 [--protein-only] [--rna-width] [--no-reliability]
 """
 
 import sys
@@ -53,12 +56,14 @@ def anchors_rna(model, adata, task, fold) -> pd.DataFrame:
         module.anchor = original
 
 
-def main(n_folds: int, protein_only: bool, rna_width: bool) -> None:
+def main(n_folds: int, protein_only: bool, rna_width: bool, no_reliability: bool = False) -> None:
     task = TASKS[TASK]
     rows = []
     arms = [("protein", {})] + ([] if protein_only else [("no_protein", {"use_protein": False})])
     if rna_width:
         arms.append(("no_protein_rna_width", {"use_protein": False, "n_latent": 11}))
+    if no_reliability:
+        arms.append(("protein_no_reliability", {"reliability_weighting": False}))
     for fold in list(task.folds())[:n_folds]:
         for arm, kwargs in arms:
             start = time.perf_counter()
@@ -75,12 +80,17 @@ def main(n_folds: int, protein_only: bool, rna_width: bool) -> None:
             model.module.set_variation_scale(0.0)
             rows.append(score(task, fold, model, adata, 0).assign(arm=f"{arm}, variation0", fold=fold.name))
             model.module.set_variation_scale(scale)
-            if arm == "protein":
-                rows.append(anchors_rna(model, adata, task, fold).assign(arm="protein, anchors_rna", fold=fold.name))
+            if arm.startswith("protein"):
+                rows.append(anchors_rna(model, adata, task, fold).assign(arm=f"{arm}, anchors_rna", fold=fold.name))
         scores = pd.concat(rows)
         means = scores[scores["metric"].isin(METRICS)].groupby(["arm", "metric"])["value"].mean().unstack()
         print(means[METRICS].round(4).to_string(), flush=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1, "--protein-only" in sys.argv, "--rna-width" in sys.argv)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 1,
+        "--protein-only" in sys.argv,
+        "--rna-width" in sys.argv,
+        "--no-reliability" in sys.argv,
+    )

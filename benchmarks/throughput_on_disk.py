@@ -25,6 +25,8 @@ batches, and scales the time to the full epoch (``seconds x batches per epoch / 
 depend on the number of batches run (nothing accumulates per batch; the 100k run's whole epoch has fewer
 batches than the cut 1M epoch).
 
+``--statexdiff-in-memory`` reads the file into memory for StateXDiff too (``train(storage="memory")``), as for
+SCVI: the like-for-like cost of the model, without reading from disk; writes ``throughput_on_disk_in_memory.{md,csv}``.
 ``--triplet-weight 0`` measures StateXDiff without the triplet loss (which runs the denoiser a second time
 per step) and writes ``throughput_on_disk_triplet_weight_0.{md,csv}``. ``--accelerator`` (default ``auto``:
 the GPU when torch sees one) trains and predicts on that device; GPU runs write
@@ -93,8 +95,10 @@ def _full_epoch_seconds(timer: EpochTimer, n_train: int, batch_size: int, max_ba
     return [s * per_epoch / b for s, b in zip(timer.seconds, timer.batches, strict=True)]
 
 
-def run_statexdiff(path: Path, max_batches: int | None, accelerator: str, triplet_weight: float | None = None) -> dict:
-    """One epoch of each stage from the backed file, then prediction throughput (runs in a child process)."""
+def run_statexdiff(
+    path: Path, max_batches: int | None, accelerator: str, triplet_weight: float | None = None, in_memory: bool = False
+) -> dict:
+    """One epoch of each stage from the backed file (or memory), then prediction throughput (in a child process)."""
     import anndata as ad
     import numpy as np
     import pandas as pd
@@ -105,7 +109,7 @@ def run_statexdiff(path: Path, max_batches: int | None, accelerator: str, triple
 
     _quiet()
     start = time.perf_counter()
-    adata = ad.read_h5ad(path, backed="r")
+    adata = ad.read_h5ad(path) if in_memory else ad.read_h5ad(path, backed="r")
     sxdiff.pp.drug_features(
         adata, drug_key="perturbation", drug_table=drug_table(adata.n_vars), use_bundled_tables=False
     )
@@ -125,7 +129,7 @@ def run_statexdiff(path: Path, max_batches: int | None, accelerator: str, triple
         devices=1,
         max_epochs=2,
         state_epochs=1,
-        storage="auto",
+        storage="memory" if in_memory else "auto",
         callbacks=[timer],
         enable_progress_bar=False,
         logger=False,
@@ -144,7 +148,8 @@ def run_statexdiff(path: Path, max_batches: int | None, accelerator: str, triple
     predict_seconds = time.perf_counter() - start
     out_path.unlink(missing_ok=True)
     return {
-        "model": "StateXDiff (backed h5ad)" + ("" if triplet_weight is None else f", triplet_weight={triplet_weight}"),
+        "model": f"StateXDiff ({'in memory' if in_memory else 'backed h5ad'})"
+        + ("" if triplet_weight is None else f", triplet_weight={triplet_weight}"),
         "cells": adata.n_obs,
         "train_cells_per_epoch": n_train,
         "batch_size": batch_size,
@@ -215,7 +220,8 @@ def _report(rows: list[dict], command: str, accelerator: str, name: str) -> str:
     sx = frame[frame["model"].str.startswith("StateXDiff")].set_index("cells")
     sc = frame[frame["model"].str.startswith("SCVI")].set_index("cells")
     lines = [
-        "# Throughput from disk: StateXDiff vs SCVI, synthetic counts x 2,000 genes",
+        "# Throughput: StateXDiff vs SCVI, synthetic counts x 2,000 genes, "
+        + ("both in memory" if "in_memory" in name else "StateXDiff from disk, SCVI in memory"),
         "",
         f"Command: `{command}`",
         "",
@@ -269,13 +275,15 @@ def main() -> None:
     parser.add_argument("--full-epochs-up-to", type=int, default=0, help="whole epochs for sizes up to this")
     parser.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], default="auto", help="auto: gpu if present")
     parser.add_argument("--triplet-weight", type=float, default=None, help="StateXDiff triplet_weight (default 0.1)")
+    parser.add_argument("--statexdiff-in-memory", action="store_true", help="StateXDiff from memory, like SCVI")
     parser.add_argument("--child", choices=["statexdiff", "scvi"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.child:
         run = run_statexdiff if args.child == "statexdiff" else run_scvi
-        print(json.dumps(run(args.file, args.max_batches, args.accelerator, args.triplet_weight)))
+        extra = {"in_memory": True} if args.statexdiff_in_memory and args.child == "statexdiff" else {}
+        print(json.dumps(run(args.file, args.max_batches, args.accelerator, args.triplet_weight, **extra)))
         return
     sys.path.insert(0, str(HERE))
     import torch
@@ -291,6 +299,8 @@ def main() -> None:
             command = [sys.executable, __file__, "--child", child, "--file", str(path), "--accelerator", accelerator]
             if args.triplet_weight is not None and child == "statexdiff":
                 command += ["--triplet-weight", str(args.triplet_weight)]
+            if args.statexdiff_in_memory:
+                command += ["--statexdiff-in-memory"]
             if args.max_batches is not None and cells > args.full_epochs_up_to:
                 command += ["--max-batches", str(args.max_batches)]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -304,6 +314,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     name = "throughput_on_disk" + ("_gpu" if accelerator == "gpu" else "")
     name += "" if args.triplet_weight is None else f"_triplet_weight_{args.triplet_weight:g}"
+    name += "_in_memory" if args.statexdiff_in_memory else ""
     pd.DataFrame(rows).to_csv(args.out / f"{name}.csv", index=False)
     command = "python benchmarks/throughput_on_disk.py " + " ".join(sys.argv[1:])
     (args.out / f"{name}.md").write_text(_report(rows, command, accelerator, name))
