@@ -282,7 +282,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         run = run_statexdiff if args.child == "statexdiff" else run_scvi
-        extra = {"in_memory": True} if args.statexdiff_in_memory and args.child == "statexdiff" else {}
+        extra = {"in_memory": True} if args.statexdiff_in_memory else {}  # only the StateXDiff child is given it
         print(json.dumps(run(args.file, args.max_batches, args.accelerator, args.triplet_weight, **extra)))
         return
     sys.path.insert(0, str(HERE))
@@ -299,7 +299,7 @@ def main() -> None:
             command = [sys.executable, __file__, "--child", child, "--file", str(path), "--accelerator", accelerator]
             if args.triplet_weight is not None and child == "statexdiff":
                 command += ["--triplet-weight", str(args.triplet_weight)]
-            if args.statexdiff_in_memory:
+            if args.statexdiff_in_memory and child == "statexdiff":
                 command += ["--statexdiff-in-memory"]
             if args.max_batches is not None and cells > args.full_epochs_up_to:
                 command += ["--max-batches", str(args.max_batches)]
