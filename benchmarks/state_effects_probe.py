@@ -1,10 +1,11 @@
 """Probe: does the composer's state-dependent part cost energy distance on a task's first fold? (issue #15)
 
 Trains StateXDiff on the first fold (seed 0) with the defaults and with ``state_effects=False``, prints each model's
-variation-scale choice (the validation energy distance inside the training data at each grid value) and scores the
-test conditions with the chosen scale (10 sampling steps, ``statexdiff_measured_effects_probe.score``). Session 15
-on Norman: the chosen scale is 0 for both, so the difference is the per-cell expected change; without state effects
-the pairs' energy distance equals the additive baseline's.
+variation-scale and state-spread choices (the validation energy distance inside the training data at each grid
+value) and scores the test conditions with the chosen factors (10 sampling steps,
+``statexdiff_measured_effects_probe.score``), and the default model once more with the state spread as learned.
+Session 15 on Norman: the chosen scale is 0 for both, so the difference is the per-cell expected change; without
+state effects the pairs' energy distance equals the additive baseline's.
 
     python benchmarks/state_effects_probe.py [TASK]      # default norman_unseen_combinations
 """
@@ -29,10 +30,18 @@ def main(task_name: str) -> None:
         start = time.perf_counter()
         model, adata = train_fold_statexdiff(task, fold, seed=0, **kwargs)
         grid = {k: round(v, 4) for k, v in model.variation_scale_.items()}
-        print(f"{arm}: trained in {time.perf_counter() - start:.0f} s; variation scale {grid}", flush=True)
-        scores = score(task, fold, model, adata, 0)
-        table = scores[scores["metric"].isin(METRICS)].pivot_table(index="condition", columns="metric", values="value")
-        print(table[METRICS].round(4).to_string(), "\nmean\n", table[METRICS].mean().round(4).to_string(), flush=True)
+        spread = {k: round(v, 4) for k, v in getattr(model, "state_spread_", {}).items()}
+        print(f"{arm}: trained in {time.perf_counter() - start:.0f} s; variation scale {grid}; spread {spread}")
+        report(task, fold, model, adata, arm)
+        if arm == "default" and float(model.module.state_spread) != 1.0:
+            model.module.set_state_spread(1.0)
+            report(task, fold, model, adata, "default with state_spread=1 (as learned)")
+
+
+def report(task, fold, model, adata, label: str) -> None:
+    scores = score(task, fold, model, adata, 0)
+    table = scores[scores["metric"].isin(METRICS)].pivot_table(index="condition", columns="metric", values="value")
+    print(label, "\n", table[METRICS].round(4).to_string(), "\nmean\n", table[METRICS].mean().round(4).to_string())
 
 
 if __name__ == "__main__":

@@ -136,6 +136,8 @@ def test_bad_input_is_refused_clearly(trained):
     for bad in (1.5, "full"):
         with pytest.raises(ValueError, match=r"variation_scale must be 'auto' or a number in \[0, 1\]"):
             sxdiff.model.StateXDiff(adata, variation_scale=bad)
+        with pytest.raises(ValueError, match=r"state_spread must be 'auto' or a number in \[0, 1\]"):
+            sxdiff.model.StateXDiff(adata, state_spread=bad)
 
 
 def test_setup_describes_perturbations_itself_only_after_validation():

@@ -13,7 +13,7 @@ import torch
 
 import sxdiff
 from sxdiff.datasets.synthetic import drug_table, expected_log_mean, perturbation_data
-from sxdiff.model._variation_scale import VARIATION_GRID
+from sxdiff.model._variation_scale import SPREAD_GRID, VARIATION_GRID
 
 KEYS = {"perturbation_key": "perturbation", "control_value": "control", "dose_key": "dose", "context_key": "context"}
 UNSEEN = "drug_5"
@@ -97,3 +97,9 @@ def test_residual_factor_is_the_energy_distance_argmin_on_validation_cells(recov
     chosen = model.variation_scale_["chosen"]
     assert chosen == min(distances, key=distances.get)
     assert float(model.module.variation_scale) == chosen
+    # the factor on the state-dependent spread is chosen jointly (per value: the best distance over the residual's)
+    spreads = {float(k): v for k, v in model.state_spread_.items() if k != "chosen"}
+    assert sorted(spreads) == list(SPREAD_GRID)
+    assert min(spreads.values()) == min(distances.values())
+    assert model.state_spread_["chosen"] == min(spreads, key=spreads.get)
+    assert float(model.module.state_spread) == model.state_spread_["chosen"]

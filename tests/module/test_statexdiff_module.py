@@ -272,3 +272,39 @@ def test_variation_scale_multiplies_the_sampled_residual():
     assert torch.allclose(full["log_change"].mean(0), none["log_change"].mean(0), atol=1e-5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         module.set_variation_scale(1.5)
+
+
+def test_state_spread_scales_the_state_dependent_change_around_each_contexts_mean():
+    module = _module(gene_likelihood="normal", n_state_anchors=0)  # each cell's own state: a per-cell deviation
+    module.nonnegative.fill_(False)
+    torch.nn.init.normal_(module.composer.deviation[-1].weight, std=0.5)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 12, generator=generator)
+    x[5:] += 2.0  # a second context in another state
+    groups = torch.tensor([0] * 5 + [1] * 5)
+    index, dose, mask = torch.tensor([[2]]).expand(10, 1), torch.ones(10, 1), torch.ones(10, 1, dtype=torch.bool)
+    state = module.encode(x, None)
+    composed = module.condition(state.z, None, index, dose, mask).composed
+    residual = torch.zeros(10, module.n_state)
+
+    def change(spread: float, source_group=groups) -> torch.Tensor:
+        out = module.predicted_change(x, state, composed, residual, 0.0, state_spread=spread, source_group=source_group)
+        return out["log_change"]
+
+    full, half, none = change(1.0), change(0.5), change(0.0)
+    assert torch.allclose(full, composed.genes, atol=1e-6)
+    for rows in (slice(0, 5), slice(5, 10)):
+        spread = full[rows] - full[rows].mean(0)
+        assert spread.abs().max() > 1e-3  # the cells of a context do get different changes
+        assert torch.allclose(half[rows] - half[rows].mean(0), 0.5 * spread, atol=1e-6)
+        assert torch.allclose(none[rows], full[rows].mean(0).expand(5, -1), atol=1e-6)  # each context keeps its mean
+    assert (full[:5].mean(0) - full[5:].mean(0)).abs().max() > 1e-3  # contexts differ, and keep their difference
+    # one group without codes: every cell gets the batch's mean change
+    assert torch.allclose(change(0.0, None), full.mean(0).expand(10, -1), atol=1e-6)
+    # the sampler uses the module's factor
+    module.set_variation_scale(0.0)
+    module.set_state_spread(0.0)
+    sampled = module.sample(x, None, index, dose, mask, n_steps=2, generator=generator, source_group=groups)
+    assert torch.allclose(sampled["log_change"], none, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        module.set_state_spread(-0.1)

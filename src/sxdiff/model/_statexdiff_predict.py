@@ -88,7 +88,8 @@ class StateXDiffPredictMixin:
         seed
             Seed of the sampling noise (the same seed gives the same prediction).
         batch_size
-            Cells per forward pass (memory stays bounded).
+            Cells per forward pass (memory stays bounded). The cell-level variation around the predicted change is
+            centred over a batch's sources of each context, so very small batches make it noisier.
         decode
             ``"residual"``: source expression + decoded change (keeps the source cell's own profile);
             ``"direct"``: decoded predicted state.
@@ -138,6 +139,7 @@ class StateXDiffPredictMixin:
             else np.full(adata_control.n_obs, "all", dtype=object)
         )
         generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
+        context_codes = torch.as_tensor(pd.factorize(contexts)[0], device=self.device)  # centred per context
         new_context = self._new_contexts(
             contexts, has_contexts=bool(args["context_key"]) and args["context_key"] in adata_control.obs
         )
@@ -178,6 +180,7 @@ class StateXDiffPredictMixin:
                                 generator=generator,
                                 state_control=state,
                                 new_context=None if new_context is None else new_context[start:stop],
+                                source_group=context_codes[start:stop],
                             )
                             store.write(
                                 (c * n_samples_per_cell + sample) * n + start,  # rows: condition, sample, cell

@@ -13,23 +13,34 @@ from sxdiff.train import PairedPerturbationData
 
 from ._novelty_shrinkage import condition_groups
 
-__all__ = ["VARIATION_GRID", "choose_variation_scale"]
+__all__ = ["SPREAD_GRID", "VARIATION_GRID", "check_factor_setting", "choose_variation_scale"]
 
 logger = logging.getLogger(__name__)
 
 VARIATION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+SPREAD_GRID = (0.0, 0.5, 1.0)
+
+
+def check_factor_setting(name: str, value) -> None:
+    """Raise a ``ValueError`` unless ``value`` is ``"auto"`` or a number in [0, 1] (``name``: the argument)."""
+    if value != "auto" and not (isinstance(value, int | float) and 0.0 <= float(value) <= 1.0):
+        raise ValueError(f"{name} must be 'auto' or a number in [0, 1], not {value!r}.")
 
 
 @torch.no_grad()
 def choose_variation_scale(
     model,
     data: PairedPerturbationData,
-    grid: Sequence[float] = VARIATION_GRID,
+    grid: Sequence[float] | None = VARIATION_GRID,
+    spread_grid: Sequence[float] | None = SPREAD_GRID,
     max_cells: int = 256,
     max_conditions: int = 30,
     n_components: int = 30,
 ) -> None:
-    """Choose the factor on the sampled residual (``module.variation_scale``) on the validation cells.
+    """Choose the factors on the sampled residual and on the state-dependent spread together, on validation cells.
+
+    The factors are ``module.variation_scale`` and ``module.state_spread`` (the within-context spread of the
+    state-dependent part of the expected change).
 
     A predicted cell is a source control cell plus the predicted change plus a sampled residual, and the residual
     was learned as a perturbed cell minus its paired control: it carries the spread of both, so added on top of a
@@ -39,9 +50,19 @@ def choose_variation_scale(
     set, dose; at most ``max_conditions``, ``max_cells`` cells per side): predictions start from the context's
     control cells as :meth:`~sxdiff.model.StateXDiff.predict` does (one sampled residual per condition, scaled by
     each value), and distances are taken on the log scale in ``n_components`` principal components of the real cells.
-    Sets ``model.variation_scale_`` (the chosen factor and the distance at each value).
+    The state-dependent part of the expected change gives each source cell its own change; its mean over a
+    context's sources is how the context responds, its spread around that mean widens the predicted distribution,
+    which helps only where cell states within a context do respond differently. Its factor is chosen from
+    ``spread_grid`` in the same way, jointly with the residual's (every pair of values; same sampled residual).
+    ``None`` for either grid keeps the module's current factor (the user fixed it). Sets ``model.variation_scale_``
+    and ``model.state_spread_``: the chosen factor and, per value, the smallest distance over the other factor.
     """
     module, device = model.module, model.device
+    variations = [float(module.variation_scale)] if grid is None else [float(v) for v in grid]
+    has_spread = module.composer is not None and module.composer.state_effects
+    spreads = [float(module.state_spread)] if spread_grid is None or not has_spread else [float(v) for v in spread_grid]
+    spreads = sorted(spreads, reverse=True)  # on a tie, the spread as learned
+    pairs = [(spread, value) for spread in spreads for value in variations]
     rng = np.random.default_rng(data.seed)
     groups = condition_groups(data, data.validation_set.cells, rng, max_conditions)
     contexts = data.matcher.contexts
@@ -52,7 +73,7 @@ def choose_variation_scale(
         protein = None if data.protein is None else torch.as_tensor(data.protein[indices], device=device)
         return x, protein
 
-    predicted: list[list[torch.Tensor]] = []  # per condition, per grid value: predicted log expression
+    predicted: list[list[torch.Tensor]] = []  # per condition, per pair of values: predicted log expression
     observed: list[torch.Tensor] = []
     module.eval()
     with module.averaged_weights():
@@ -74,15 +95,21 @@ def choose_variation_scale(
             generator = torch.Generator(device="cpu").manual_seed(data.seed + number)
             residual = module.sample_residual(condition, 10, 1.0, generator)  # predict()'s defaults
             per_value = []
-            for value in grid:
-                out = module.predicted_change(x_control, state, composed, residual, variation_scale=float(value))
+            for spread, value in pairs:
+                out = module.predicted_change(
+                    x_control, state, composed, residual, variation_scale=value, state_spread=spread
+                )
                 per_value.append(module.apply_log_change(logged_control, out["log_change"], logged_control.mean(0)))
             predicted.append(per_value)
             observed.append(module.log_expression(x))
     module.train()
     if not groups:
-        module.set_variation_scale(1.0)
-        model.variation_scale_ = {"chosen": 1.0}
+        if grid is not None:
+            module.set_variation_scale(1.0)
+        if spread_grid is not None:
+            module.set_state_spread(1.0)
+        model.variation_scale_ = {"chosen": float(module.variation_scale)}
+        model.state_spread_ = {"chosen": float(module.state_spread)}
         return
     real = torch.cat(observed).double()
     centre = real.mean(dim=0)
@@ -93,18 +120,26 @@ def choose_variation_scale(
 
     distances = np.array(
         [
-            [energy_distance(project(per_value[i]), project(observed[c]), max_cells=None) for i in range(len(grid))]
-            for c, per_value in enumerate(predicted)
+            [energy_distance(project(per_pair[i]), project(observed[c]), max_cells=None) for i in range(len(pairs))]
+            for c, per_pair in enumerate(predicted)
         ]
     ).mean(axis=0)
-    best = float(grid[int(np.argmin(distances))])
+    best_spread, best = pairs[int(np.argmin(distances))]
     module.set_variation_scale(best)
+    module.set_state_spread(best_spread)
+    table = distances.reshape(len(spreads), len(variations))
     logger.info(
-        "Cell-level variation: factor %.2f on the sampled residual, chosen on %d validation conditions (energy "
-        "distance %.3f; %.3f with the full residual).",
+        "Cell-level variation: factor %.2f on the sampled residual and %.2f on the state-dependent spread, chosen on "
+        "%d validation conditions (energy distance %.3f; %.3f with both at 1).",
         best,
+        best_spread,
         len(groups),
         float(distances.min()),
-        float(distances[list(grid).index(1.0)]) if 1.0 in grid else float("nan"),
+        float(distances[pairs.index((1.0, 1.0))]) if (1.0, 1.0) in pairs else float("nan"),
     )
-    model.variation_scale_ = {"chosen": best, **{f"{v:.2f}": float(d) for v, d in zip(grid, distances, strict=True)}}
+    model.variation_scale_ = {"chosen": best, **_by_value(variations, table.min(axis=0))}
+    model.state_spread_ = {"chosen": best_spread, **_by_value(spreads, table.min(axis=1))}
+
+
+def _by_value(values: Sequence[float], distances: np.ndarray) -> dict[str, float]:
+    return {f"{v:.2f}": float(d) for v, d in zip(values, distances, strict=True)}

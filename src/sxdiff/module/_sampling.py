@@ -10,14 +10,34 @@ from ._composition import Composed
 from ._denoiser import Condition
 from ._vmcs import VMCSState
 
-__all__ = ["Sampling"]
+__all__ = ["Sampling", "centred_within"]
+
+
+def centred_within(values: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
+    """``values`` ``(batch, ...)`` minus the mean of the rows of the same group.
+
+    ``groups``: ``(batch,)`` integer codes; ``None``: one group.
+
+    Examples
+    --------
+    >>> import torch
+    >>> centred_within(torch.tensor([[1.0], [3.0], [10.0]]), torch.tensor([0, 0, 1])).flatten().tolist()
+    [-1.0, 1.0, 0.0]
+    """
+    if groups is None:
+        return values - values.mean(dim=0, keepdim=True)
+    codes, inverse = torch.unique(groups, return_inverse=True)
+    flat = values.reshape(values.shape[0], -1)
+    sums = torch.zeros(len(codes), flat.shape[1], dtype=flat.dtype, device=flat.device).index_add_(0, inverse, flat)
+    counts = torch.bincount(inverse, minlength=len(codes)).to(flat.dtype).unsqueeze(1)
+    return (flat - (sums / counts)[inverse]).reshape(values.shape)
 
 
 class Sampling:
     """Prediction from source control cells, a mixin of :class:`~sxdiff.module.StateXDiffModule`.
 
     Uses the module's ``encode``, ``condition``, ``composer``, ``denoiser``, ``schedule``, ``vmcs``, the buffers
-    ``state_scale`` and ``variation_scale``, and ``decoded_log_expression``.
+    ``state_scale``, ``variation_scale`` and ``state_spread``, and ``decoded_log_expression``.
     """
 
     @torch.no_grad()
@@ -34,6 +54,7 @@ class Sampling:
         generator: torch.Generator | None = None,
         state_control: VMCSState | None = None,
         new_context: torch.Tensor | None = None,
+        source_group: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Predicted states and log-expression changes for source control cells under perturbation sets.
 
@@ -53,7 +74,7 @@ class Sampling:
         if composed is not None and new_context is not None:
             composed = self.composer.transferred(composed, new_context)
         residual = self.sample_residual(condition, n_steps, guidance_scale, generator)
-        return self.predicted_change(x_control, state_control, composed, residual)
+        return self.predicted_change(x_control, state_control, composed, residual, source_group=source_group)
 
     def sample_residual(self, condition: Condition, n_steps: int, guidance_scale: float, generator) -> torch.Tensor:
         """DDIM sample of the standardised residual around the composed change, one per source cell."""
@@ -79,12 +100,23 @@ class Sampling:
         composed: Composed | None,
         residual: torch.Tensor,
         variation_scale: float | torch.Tensor | None = None,
+        state_spread: float | torch.Tensor | None = None,
+        source_group: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """States and log-expression changes of the sources from a sampled residual (see :meth:`sample`).
 
-        ``variation_scale`` overrides the module's factor on the residual.
+        ``variation_scale`` and ``state_spread`` override the module's factors.
         """
         scale = self.variation_scale if variation_scale is None else variation_scale
+        spread = self.state_spread if state_spread is None else state_spread
+        if composed is not None and float(spread) != 1.0:
+            removed = (1.0 - spread) * centred_within(composed.deviation, source_group)
+            composed = Composed(
+                composed.latent - removed[:, : self.n_state],
+                composed.genes - removed[:, self.n_state :],
+                composed.deviation - removed,
+                composed.interaction,
+            )
         expected = composed.latent if composed is not None else torch.zeros_like(residual)
         z_mean = state_control.z + expected * self.state_scale
         z = z_mean + residual * self.state_scale * scale

@@ -158,6 +158,8 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
         self.register_buffer("n_anchors", torch.zeros((), dtype=torch.long))
         # factor on the sampled residual (the cell-level variation around the predicted change): see :meth:`sample`
         self.register_buffer("variation_scale", torch.ones(()))
+        # factor on the within-context spread of the expected change's state-dependent part: see :meth:`sample`
+        self.register_buffer("state_spread", torch.ones(()))
 
     def set_stage(self, stage: Stage) -> None:
         """Select the losses of a stage and make only its parameters trainable.
@@ -201,6 +203,16 @@ class StateXDiffModule(Sampling, WeightAveraging, BaseModuleClass):
         if not 0.0 <= float(scale) <= 1.0:
             raise ValueError(f"The variation scale must lie in [0, 1], not {scale}.")
         self.variation_scale.fill_(float(scale))
+
+    @torch.no_grad()
+    def set_state_spread(self, scale: float) -> None:
+        """Factor in [0, 1] on the within-context spread of the state-dependent change (1: as learned; 0: none).
+
+        At 0 every source of a context gets its context's mean change (see :meth:`sample`).
+        """
+        if not 0.0 <= float(scale) <= 1.0:
+            raise ValueError(f"The state spread must lie in [0, 1], not {scale}.")
+        self.state_spread.fill_(float(scale))
 
     @torch.no_grad()
     def set_protein_reliability(self, reliability: torch.Tensor) -> None:
