@@ -36,6 +36,7 @@ ABLATIONS: dict[str, dict] = {
     "no_identities": {"perturbation_identities": False},
     "no_state_anchors": {"state_anchors": 0},
     "full_variation": {"variation_scale": 1.0},
+    "full_state_spread": {"state_spread": 1.0},
     "no_measured_effects": {"measured_effects": "off"},
     "shrunk_measured_effects": {"measured_effects": "shrunk"},
     "context_transfer_auto": {"context_transfer": "auto"},

@@ -45,8 +45,8 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "sxdiff-model"
 # 2: composed expected change, EMA (session 5); 3: identities, novelty shrinkage, state anchors; 4: variation scale;
-# 5: measured effects; 6: context transfer (τ, ν)
-FORMAT_VERSION = 6
+# 5: measured effects; 6: context transfer (τ, ν); 7: state spread
+FORMAT_VERSION = 7
 _FILES = ("weights.pt", "attributes.json", "var_names.json")
 
 
