@@ -82,6 +82,30 @@ def test_predict_returns_predicted_cells_for_scanpy(trained):
         model.module.set_variation_scale(chosen)
 
 
+def test_predict_scales_the_spread_of_the_change_around_each_contexts_mean_whatever_the_batch():
+    adata = _data()
+    StateXDiff.setup_anndata(adata, **KEYS)
+    torch.manual_seed(0)
+    model = StateXDiff(adata, **SMALL, state_anchors=0)  # each cell's own state: a per-cell expected change
+    model.train(max_epochs=2, batch_size=64, enable_progress_bar=False)
+    sources = adata[adata.obs["is_control"].to_numpy()].copy()  # both contexts
+    conditions = pd.DataFrame({"perturbation": ["drug_1"], "dose": ["10.0"]})
+    module = model.module
+
+    def states(spread: float, **kwargs) -> np.ndarray:
+        module.set_state_spread(spread)
+        return model.predict(sources, conditions, n_steps=2, seed=0, **kwargs).obsm["X_sxdiff"]
+
+    module.set_variation_scale(0.0)  # predicted state = source state + expected change
+    full, none, none_small = states(1.0), states(0.0), states(0.0, batch_size=7)
+    np.testing.assert_allclose(none_small, none, atol=1e-5)  # each context's mean, not each batch's
+    spread = full - none  # the per-cell part of the expected change
+    assert np.abs(spread).max() > 1e-4
+    for context in ("context_0", "context_1"):
+        rows = (sources.obs["context"] == context).to_numpy()
+        np.testing.assert_allclose(spread[rows].mean(axis=0), 0.0, atol=1e-3 * np.abs(spread).max())
+
+
 def test_save_load_reproduces_predictions(trained, tmp_path):
     adata, model = trained
     sources = _controls(adata)

@@ -274,37 +274,43 @@ def test_variation_scale_multiplies_the_sampled_residual():
         module.set_variation_scale(1.5)
 
 
-def test_state_spread_scales_the_state_dependent_change_around_each_contexts_mean():
-    module = _module(gene_likelihood="normal", n_state_anchors=0)  # each cell's own state: a per-cell deviation
+def test_state_spread_scales_the_expected_change_around_each_contexts_mean():
+    module = _module(gene_likelihood="normal", n_state_anchors=0)  # each cell's own state: a per-cell change
     module.nonnegative.fill_(False)
     torch.nn.init.normal_(module.composer.deviation[-1].weight, std=0.5)
+    torch.nn.init.normal_(module.composer.pair[-1].weight, std=0.5)  # the interaction also reads the state
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(10, 12, generator=generator)
     x[5:] += 2.0  # a second context in another state
-    groups = torch.tensor([0] * 5 + [1] * 5)
-    index, dose, mask = torch.tensor([[2]]).expand(10, 1), torch.ones(10, 1), torch.ones(10, 1, dtype=torch.bool)
+    contexts = [slice(0, 5), slice(5, 10)]
+    index, dose, mask = torch.tensor([[2, 3]]).expand(10, 2), torch.ones(10, 2), torch.ones(10, 2, dtype=torch.bool)
     state = module.encode(x, None)
-    composed = module.condition(state.z, None, index, dose, mask).composed
+    _, composed = module.expected_change(state, None, index, dose, mask)
+    total = torch.cat([composed.latent, composed.genes], dim=1)
+    context_mean = torch.cat([total[rows].mean(0).expand(5, -1) for rows in contexts])
     residual = torch.zeros(10, module.n_state)
+    assert (composed.interaction[:5] - composed.interaction[:5].mean(0)).abs().max() > 1e-3
 
-    def change(spread: float, source_group=groups) -> torch.Tensor:
-        out = module.predicted_change(x, state, composed, residual, 0.0, state_spread=spread, source_group=source_group)
-        return out["log_change"]
+    def predicted(spread: float, mean=context_mean) -> dict:
+        return module.predicted_change(x, state, composed, residual, 0.0, state_spread=spread, context_mean=mean)
 
-    full, half, none = change(1.0), change(0.5), change(0.0)
-    assert torch.allclose(full, composed.genes, atol=1e-6)
-    for rows in (slice(0, 5), slice(5, 10)):
-        spread = full[rows] - full[rows].mean(0)
+    full, half, none = predicted(1.0), predicted(0.5), predicted(0.0)
+    assert torch.allclose(full["log_change"], composed.genes, atol=1e-6)
+    genes, latent = context_mean[:, module.n_state :], context_mean[:, : module.n_state]
+    for rows in contexts:
+        spread = full["log_change"][rows] - genes[rows]
         assert spread.abs().max() > 1e-3  # the cells of a context do get different changes
-        assert torch.allclose(half[rows] - half[rows].mean(0), 0.5 * spread, atol=1e-6)
-        assert torch.allclose(none[rows], full[rows].mean(0).expand(5, -1), atol=1e-6)  # each context keeps its mean
-    assert (full[:5].mean(0) - full[5:].mean(0)).abs().max() > 1e-3  # contexts differ, and keep their difference
-    # one group without codes: every cell gets the batch's mean change
-    assert torch.allclose(change(0.0, None), full.mean(0).expand(10, -1), atol=1e-6)
+        assert torch.allclose(half["log_change"][rows] - genes[rows], 0.5 * spread, atol=1e-6)
+    # at 0 each source gets its context's mean change, in genes and in the latent state
+    assert torch.allclose(none["log_change"], genes, atol=1e-6)
+    assert torch.allclose(none["z"], state.z + latent * module.state_scale, atol=1e-5)
+    assert (genes[0] - genes[5]).abs().max() > 1e-3  # the contexts keep their different responses
+    # without context means the batch is one context
+    assert torch.allclose(predicted(0.0, None)["log_change"], composed.genes.mean(0).expand(10, -1), atol=1e-6)
     # the sampler uses the module's factor
     module.set_variation_scale(0.0)
     module.set_state_spread(0.0)
-    sampled = module.sample(x, None, index, dose, mask, n_steps=2, generator=generator, source_group=groups)
-    assert torch.allclose(sampled["log_change"], none, atol=1e-6)
+    sampled = module.sample(x, None, index, dose, mask, n_steps=2, generator=generator, context_mean=context_mean)
+    assert torch.allclose(sampled["log_change"], none["log_change"], atol=1e-6)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         module.set_state_spread(-0.1)

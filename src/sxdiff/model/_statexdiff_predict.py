@@ -88,8 +88,8 @@ class StateXDiffPredictMixin:
         seed
             Seed of the sampling noise (the same seed gives the same prediction).
         batch_size
-            Cells per forward pass (memory stays bounded). The cell-level variation around the predicted change is
-            centred over a batch's sources of each context, so very small batches make it noisier.
+            Cells per forward pass (memory stays bounded). The residual's cell-level variation is centred over a
+            batch's sources, so very small batches make it noisier.
         decode
             ``"residual"``: source expression + decoded change (keeps the source cell's own profile);
             ``"direct"``: decoded predicted state.
@@ -139,7 +139,6 @@ class StateXDiffPredictMixin:
             else np.full(adata_control.n_obs, "all", dtype=object)
         )
         generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
-        context_codes = torch.as_tensor(pd.factorize(contexts)[0], device=self.device)  # centred per context
         new_context = self._new_contexts(
             contexts, has_contexts=bool(args["context_key"]) and args["context_key"] in adata_control.obs
         )
@@ -153,6 +152,11 @@ class StateXDiffPredictMixin:
         source_means = self._source_log_means(x, contexts, batch_size) if bool(self.module.nonnegative) else None
         try:  # each source batch is encoded once, then sampled under every condition (with the averaged weights)
             with self.module.averaged_weights(), flush_denormals():
+                codes = pd.factorize(contexts)[0]
+                context_means = self._context_mean_changes(
+                    x, protein, (index, dose_values, mask), codes, new_context, batch_size
+                )
+                codes = torch.as_tensor(codes, device=self.device)
                 for start in range(0, n, batch_size):
                     stop = min(start + batch_size, n)
                     rows = stop - start
@@ -180,7 +184,7 @@ class StateXDiffPredictMixin:
                                 generator=generator,
                                 state_control=state,
                                 new_context=None if new_context is None else new_context[start:stop],
-                                source_group=context_codes[start:stop],
+                                context_mean=None if context_means is None else context_means[c, codes[start:stop]],
                             )
                             store.write(
                                 (c * n_samples_per_cell + sample) * n + start,  # rows: condition, sample, cell
@@ -215,6 +219,35 @@ class StateXDiffPredictMixin:
             return None
         new = ~np.isin(contexts.astype(str), self.perturbed_contexts_)
         return torch.as_tensor(new, device=self.device) if new.any() else None
+
+    @torch.no_grad()
+    def _context_mean_changes(
+        self, x: RowReader, protein, drugs: tuple, codes: np.ndarray, new_context, batch_size: int
+    ) -> torch.Tensor | None:
+        """Per condition and context: the mean expected change over the context's sources (an extra pass).
+
+        ``(conditions, contexts, n_state + n_genes)``, latent then genes, what the sampler keeps of the change when it
+        scales the spread between sources (:meth:`~sxdiff.module.StateXDiffModule.sample`); ``None`` when the spread
+        is kept whole. ``drugs``: the conditions' drug indices, doses and masks; ``codes``: each source's context.
+        """
+        composer = self.module.composer
+        if composer is None or float(self.module.state_spread) == 1.0:
+            return None
+        index = drugs[0]
+        group = torch.as_tensor(codes, device=self.device)
+        n_contexts = int(codes.max()) + 1
+        sums = torch.zeros(len(index), n_contexts, composer.n_state + composer.n_genes, device=self.device)
+        for start in range(0, x.shape[0], batch_size):
+            stop = min(start + batch_size, x.shape[0])
+            xb = torch.as_tensor(x[start:stop], device=self.device)
+            pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
+            state = self.module.encode(xb, pb if self.module.use_protein else None)
+            for c in range(len(index)):
+                drug = [torch.as_tensor(np.repeat(a[c : c + 1], stop - start, 0), device=self.device) for a in drugs]
+                new = None if new_context is None else new_context[start:stop]
+                _, composed = self.module.expected_change(state, pb, *drug, new)
+                sums[c].index_add_(0, group[start:stop], torch.cat([composed.latent, composed.genes], dim=1))
+        return sums / torch.bincount(group, minlength=n_contexts).to(sums.dtype).unsqueeze(1)
 
     def _source_log_means(self, x: RowReader, contexts: np.ndarray, batch_size: int) -> dict:
         """Per context: mean log expression (the metrics' scale) of the source cells and the fraction above 0."""

@@ -63,6 +63,9 @@ def choose_variation_scale(
     spreads = [float(module.state_spread)] if spread_grid is None or not has_spread else [float(v) for v in spread_grid]
     spreads = sorted(spreads, reverse=True)  # on a tie, the spread as learned
     pairs = [(spread, value) for spread in spreads for value in variations]
+    if len(pairs) == 1:  # nothing to choose (fixed factor, no state-dependent change)
+        model.variation_scale_, model.state_spread_ = {"chosen": variations[0]}, {"chosen": spreads[0]}
+        return
     rng = np.random.default_rng(data.seed)
     groups = condition_groups(data, data.validation_set.cells, rng, max_conditions)
     contexts = data.matcher.contexts

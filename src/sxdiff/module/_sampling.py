@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from sxdiff.diffusion import ddim_sample, guided_v
@@ -10,27 +12,7 @@ from ._composition import Composed
 from ._denoiser import Condition
 from ._vmcs import VMCSState
 
-__all__ = ["Sampling", "centred_within"]
-
-
-def centred_within(values: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
-    """``values`` ``(batch, ...)`` minus the mean of the rows of the same group.
-
-    ``groups``: ``(batch,)`` integer codes; ``None``: one group.
-
-    Examples
-    --------
-    >>> import torch
-    >>> centred_within(torch.tensor([[1.0], [3.0], [10.0]]), torch.tensor([0, 0, 1])).flatten().tolist()
-    [-1.0, 1.0, 0.0]
-    """
-    if groups is None:
-        return values - values.mean(dim=0, keepdim=True)
-    codes, inverse = torch.unique(groups, return_inverse=True)
-    flat = values.reshape(values.shape[0], -1)
-    sums = torch.zeros(len(codes), flat.shape[1], dtype=flat.dtype, device=flat.device).index_add_(0, inverse, flat)
-    counts = torch.bincount(inverse, minlength=len(codes)).to(flat.dtype).unsqueeze(1)
-    return (flat - (sums / counts)[inverse]).reshape(values.shape)
+__all__ = ["Sampling"]
 
 
 class Sampling:
@@ -54,7 +36,7 @@ class Sampling:
         generator: torch.Generator | None = None,
         state_control: VMCSState | None = None,
         new_context: torch.Tensor | None = None,
-        source_group: torch.Tensor | None = None,
+        context_mean: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Predicted states and log-expression changes for source control cells under perturbation sets.
 
@@ -70,11 +52,27 @@ class Sampling:
         protein_control = protein_control if self.use_protein else None
         if state_control is None:
             state_control = self.encode(x_control, protein_control)
+        condition, composed = self.expected_change(
+            state_control, protein_control, drug_index, drug_dose, drug_mask, new_context
+        )
+        residual = self.sample_residual(condition, n_steps, guidance_scale, generator)
+        return self.predicted_change(x_control, state_control, composed, residual, context_mean=context_mean)
+
+    def expected_change(
+        self,
+        state_control: VMCSState,
+        protein_control: torch.Tensor | None,
+        drug_index: torch.Tensor,
+        drug_dose: torch.Tensor,
+        drug_mask: torch.Tensor,
+        new_context: torch.Tensor | None = None,
+    ) -> tuple[Condition, Composed | None]:
+        """The diffusion's condition and the composed expected change of encoded sources (see :meth:`sample`)."""
+        protein_control = protein_control if self.use_protein else None
         condition, composed = self.condition(state_control.z, protein_control, drug_index, drug_dose, drug_mask)[:2]
         if composed is not None and new_context is not None:
             composed = self.composer.transferred(composed, new_context)
-        residual = self.sample_residual(condition, n_steps, guidance_scale, generator)
-        return self.predicted_change(x_control, state_control, composed, residual, source_group=source_group)
+        return condition, composed
 
     def sample_residual(self, condition: Condition, n_steps: int, guidance_scale: float, generator) -> torch.Tensor:
         """DDIM sample of the standardised residual around the composed change, one per source cell."""
@@ -101,7 +99,7 @@ class Sampling:
         residual: torch.Tensor,
         variation_scale: float | torch.Tensor | None = None,
         state_spread: float | torch.Tensor | None = None,
-        source_group: torch.Tensor | None = None,
+        context_mean: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """States and log-expression changes of the sources from a sampled residual (see :meth:`sample`).
 
@@ -110,13 +108,10 @@ class Sampling:
         scale = self.variation_scale if variation_scale is None else variation_scale
         spread = self.state_spread if state_spread is None else state_spread
         if composed is not None and float(spread) != 1.0:
-            removed = (1.0 - spread) * centred_within(composed.deviation, source_group)
-            composed = Composed(
-                composed.latent - removed[:, : self.n_state],
-                composed.genes - removed[:, self.n_state :],
-                composed.deviation - removed,
-                composed.interaction,
-            )
+            total = torch.cat([composed.latent, composed.genes], dim=1)
+            mean = total.mean(dim=0, keepdim=True) if context_mean is None else context_mean
+            total = mean + spread * (total - mean)
+            composed = replace(composed, latent=total[:, : self.n_state], genes=total[:, self.n_state :])
         expected = composed.latent if composed is not None else torch.zeros_like(residual)
         z_mean = state_control.z + expected * self.state_scale
         z = z_mean + residual * self.state_scale * scale
