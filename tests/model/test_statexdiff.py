@@ -106,6 +106,40 @@ def test_predict_scales_the_spread_of_the_change_around_each_contexts_mean_whate
         np.testing.assert_allclose(spread[rows].mean(axis=0), 0.0, atol=1e-3 * np.abs(spread).max())
 
 
+def test_the_joint_choice_takes_the_argmin_of_the_distance_table_and_keeps_fixed_factors(trained, monkeypatch):
+    from itertools import count
+
+    from sxdiff.model import _variation_scale
+
+    _, model = trained
+    module = model.module
+    data = model._paired_data("sxdiff_split", 0.1, 64, 0)
+    settings = float(module.variation_scale), float(module.state_spread)
+    spreads = sorted(_variation_scale.SPREAD_GRID, reverse=True)  # the chooser's order: spread-major, 1 first
+    variations = list(_variation_scale.VARIATION_GRID)
+    table = np.arange(len(spreads) * len(variations), dtype=float)[::-1] + 1.0
+    table[8] = 0.5  # spread 0.5 (second), variation 0.75 (fourth)
+    calls = count()  # energy distances come condition by condition, pair by pair
+    monkeypatch.setattr(_variation_scale, "energy_distance", lambda *a, **k: table[next(calls) % len(table)])
+    try:
+        _variation_scale.choose_variation_scale(model, data)
+        assert (float(module.state_spread), float(module.variation_scale)) == (0.5, 0.75)
+        assert model.state_spread_ == {"chosen": 0.5, "1.00": 11.0, "0.50": 0.5, "0.00": 1.0}  # best over variation
+        by_variation = {"0.00": 5.0, "0.25": 4.0, "0.50": 3.0, "0.75": 0.5, "1.00": 1.0}
+        assert model.variation_scale_ == {"chosen": 0.75, **by_variation}
+        # a factor the user fixed is kept; the other is still chosen
+        module.set_variation_scale(0.25)
+        calls = count()
+        monkeypatch.setattr(_variation_scale, "energy_distance", lambda *a, **k: [3.0, 1.0, 2.0][next(calls) % 3])
+        _variation_scale.choose_variation_scale(model, data, grid=None)
+        assert float(module.variation_scale) == 0.25
+        assert model.variation_scale_ == {"chosen": 0.25, "0.25": 1.0}
+        assert float(module.state_spread) == 0.5
+    finally:
+        module.set_variation_scale(settings[0])
+        module.set_state_spread(settings[1])
+
+
 def test_save_load_reproduces_predictions(trained, tmp_path):
     adata, model = trained
     sources = _controls(adata)
