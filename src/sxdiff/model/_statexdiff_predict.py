@@ -152,11 +152,11 @@ class StateXDiffPredictMixin:
         source_means = self._source_log_means(x, contexts, batch_size) if bool(self.module.nonnegative) else None
         try:  # each source batch is encoded once, then sampled under every condition (with the averaged weights)
             with self.module.averaged_weights(), flush_denormals():
-                codes = pd.factorize(contexts)[0]
+                context_codes = pd.factorize(contexts)[0]
                 context_means = self._context_mean_changes(
-                    x, protein, (index, dose_values, mask), codes, new_context, batch_size
+                    x, protein, (index, dose_values, mask), context_codes, new_context, batch_size
                 )
-                codes = torch.as_tensor(codes, device=self.device)
+                codes = torch.as_tensor(context_codes, device=self.device)
                 for start in range(0, n, batch_size):
                     stop = min(start + batch_size, n)
                     rows = stop - start
@@ -231,8 +231,8 @@ class StateXDiffPredictMixin:
         is kept whole. ``drugs``: the conditions' drug indices, doses and masks; ``codes``: each source's context.
         """
         composer = self.module.composer
-        if composer is None or float(self.module.state_spread) == 1.0:
-            return None
+        if composer is None or not composer.state_effects or float(self.module.state_spread) == 1.0:
+            return None  # without state effects every source of a context gets the same change
         index = drugs[0]
         group = torch.as_tensor(codes, device=self.device)
         n_contexts = int(codes.max()) + 1

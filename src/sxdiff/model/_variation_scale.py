@@ -1,4 +1,8 @@
-"""How much of the diffusion's sampled cell-level variation a trained StateXDiff adds to its predictions."""
+"""How much cell-level variation a trained StateXDiff adds to its predictions, chosen on validation cells.
+
+Two factors: on the diffusion's sampled residual, and on the spread of the state-dependent expected change within a
+context.
+"""
 
 from __future__ import annotations
 
@@ -94,7 +98,7 @@ def choose_variation_scale(
             ]
             protein_control = protein_control if module.use_protein else None
             state = module.encode(x_control, protein_control)
-            condition, composed = module.condition(state.z, protein_control, *drug)[:2]
+            condition, composed = module.expected_change(state, protein_control, *drug)
             generator = torch.Generator(device="cpu").manual_seed(data.seed + number)
             residual = module.sample_residual(condition, 10, 1.0, generator)  # predict()'s defaults
             per_value = []

@@ -45,7 +45,12 @@ class Sampling:
         the batch: the decoder's curvature would otherwise turn the residual's spread into a shift of the mean, and
         small effects would drown in it; a batch is one condition's sources), times ``variation_scale`` (a perturbed
         cell minus its control, added to a source cell that varies like a control, over-disperses at full size).
-        Sample under :meth:`averaged_weights` for the EMA weights. ``state_control`` (the sources' :meth:`encode`)
+        The expected change differs between source cells only through their states; around its mean over the
+        sources of each cell's context (``context_mean``, ``(batch, n_state + n_genes)``, latent then genes, computed
+        by the caller with :meth:`expected_change` over all of a context's sources; ``None``: the batch's mean, for a
+        batch of one context) it is multiplied by ``state_spread``: the mean is how the context responds, the spread
+        what the per-cell change adds to the predicted distribution. Sample under :meth:`averaged_weights` for the
+        EMA weights. ``state_control`` (the sources' :meth:`encode`)
         skips encoding; ``generator`` (on any device) seeds the noise; ``new_context`` ``(batch,)`` marks sources of
         contexts without perturbed training cells (see :meth:`~sxdiff.module.PerturbationComposer.transferred`).
         """
