@@ -152,33 +152,24 @@ class StateXDiffPredictMixin:
         source_means = self._source_log_means(x, contexts, batch_size) if bool(self.module.nonnegative) else None
         try:  # each source batch is encoded once, then sampled under every condition (with the averaged weights)
             with self.module.averaged_weights(), flush_denormals():
-                context_codes = pd.factorize(contexts)[0]
-                context_means = self._context_mean_changes(
-                    x, protein, (index, dose_values, mask), context_codes, new_context, batch_size
-                )
-                codes = torch.as_tensor(context_codes, device=self.device)
+                drugs = (index, dose_values, mask)
+                codes = torch.as_tensor(pd.factorize(contexts)[0], device=self.device)
+                context_means = self._context_mean_changes(x, protein, drugs, codes, new_context, batch_size)
                 for start in range(0, n, batch_size):
                     stop = min(start + batch_size, n)
-                    rows = stop - start
-                    xb = torch.as_tensor(x[start:stop], device=self.device)
-                    pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
                     mean, expressed = (
                         (None, None)
                         if source_means is None
                         else (torch.stack([source_means[c][i] for c in contexts[start:stop]]) for i in (0, 1))
                     )
-                    state = self.module.encode(xb, pb if self.module.use_protein else None)
+                    xb, pb, state = self._encoded_sources(x, protein, start, stop)
                     for c in range(len(frame)):
-                        di = torch.as_tensor(np.repeat(index[c : c + 1], rows, 0), device=self.device)
-                        dd = torch.as_tensor(np.repeat(dose_values[c : c + 1], rows, 0), device=self.device)
-                        dm = torch.as_tensor(np.repeat(mask[c : c + 1], rows, 0), device=self.device)
+                        condition = self._condition_rows(drugs, c, stop - start)
                         for sample in range(n_samples_per_cell):
                             out = self.module.sample(
                                 xb,
                                 pb,
-                                di,
-                                dd,
-                                dm,
+                                *condition,
                                 n_steps=n_steps,
                                 guidance_scale=guidance_scale,
                                 generator=generator,
@@ -220,34 +211,40 @@ class StateXDiffPredictMixin:
         new = ~np.isin(contexts.astype(str), self.perturbed_contexts_)
         return torch.as_tensor(new, device=self.device) if new.any() else None
 
+    def _encoded_sources(self, x: RowReader, protein, start: int, stop: int) -> tuple:
+        """Rows ``start:stop`` of the sources on the model's device: expression, protein (or ``None``), state."""
+        xb = torch.as_tensor(x[start:stop], device=self.device)
+        pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
+        return xb, pb, self.module.encode(xb, pb if self.module.use_protein else None)
+
+    def _condition_rows(self, drugs: tuple, condition: int, rows: int) -> list[torch.Tensor]:
+        """Drug indices, doses and mask of one condition, repeated for ``rows`` sources."""
+        return [torch.as_tensor(np.repeat(a[condition : condition + 1], rows, 0), device=self.device) for a in drugs]
+
     @torch.no_grad()
     def _context_mean_changes(
-        self, x: RowReader, protein, drugs: tuple, codes: np.ndarray, new_context, batch_size: int
+        self, x: RowReader, protein, drugs: tuple, codes: torch.Tensor, new_context, batch_size: int
     ) -> torch.Tensor | None:
         """Per condition and context: the mean expected change over the context's sources (an extra pass).
 
         ``(conditions, contexts, n_state + n_genes)``, latent then genes, what the sampler keeps of the change when it
         scales the spread between sources (:meth:`~sxdiff.module.StateXDiffModule.sample`); ``None`` when the spread
-        is kept whole. ``drugs``: the conditions' drug indices, doses and masks; ``codes``: each source's context.
+        is kept whole. ``drugs``: the conditions' drug indices, doses and masks; ``codes``: each source's context
+        (integer tensor).
         """
         composer = self.module.composer
         if composer is None or not composer.state_effects or float(self.module.state_spread) == 1.0:
             return None  # without state effects every source of a context gets the same change
-        index = drugs[0]
-        group = torch.as_tensor(codes, device=self.device)
-        n_contexts = int(codes.max()) + 1
-        sums = torch.zeros(len(index), n_contexts, composer.n_state + composer.n_genes, device=self.device)
+        n_conditions, n_contexts = len(drugs[0]), int(codes.max()) + 1
+        sums = torch.zeros(n_conditions, n_contexts, composer.n_state + composer.n_genes, device=self.device)
         for start in range(0, x.shape[0], batch_size):
             stop = min(start + batch_size, x.shape[0])
-            xb = torch.as_tensor(x[start:stop], device=self.device)
-            pb = None if protein is None else torch.as_tensor(protein[start:stop], device=self.device)
-            state = self.module.encode(xb, pb if self.module.use_protein else None)
-            for c in range(len(index)):
-                drug = [torch.as_tensor(np.repeat(a[c : c + 1], stop - start, 0), device=self.device) for a in drugs]
-                new = None if new_context is None else new_context[start:stop]
-                _, composed = self.module.expected_change(state, pb, *drug, new)
-                sums[c].index_add_(0, group[start:stop], torch.cat([composed.latent, composed.genes], dim=1))
-        return sums / torch.bincount(group, minlength=n_contexts).to(sums.dtype).unsqueeze(1)
+            _, pb, state = self._encoded_sources(x, protein, start, stop)
+            new = None if new_context is None else new_context[start:stop]
+            for c in range(n_conditions):
+                _, composed = self.module.expected_change(state, pb, *self._condition_rows(drugs, c, stop - start), new)
+                sums[c].index_add_(0, codes[start:stop], torch.cat([composed.latent, composed.genes], dim=1))
+        return sums / torch.bincount(codes, minlength=n_contexts).to(sums.dtype).unsqueeze(1)
 
     def _source_log_means(self, x: RowReader, contexts: np.ndarray, batch_size: int) -> dict:
         """Per context: mean log expression (the metrics' scale) of the source cells and the fraction above 0."""
